@@ -1,0 +1,132 @@
+"""OAI-1..7: the OpenAI-compatible POST /chat/completions."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from chatconform.checks.common import expect_status, finding, schema_findings, short
+from chatconform.record import Exchange
+from chatconform.verdicts import Finding
+
+DONE = "[DONE]"
+
+
+def completion(ex: Exchange, model: str) -> tuple[list[Finding], str | None]:
+    """OAI-3: 200 with a plain (unwrapped) chat.completion object; returns its text."""
+    out = expect_status(ex, "OAI-3", 200)
+    if out:
+        return out, None
+    body = ex.json()
+    if not isinstance(body, dict):
+        return [finding("OAI-3", "a chat.completion JSON object", ex.describe(), ex)], None
+    if "success" in body and "data" in body and "choices" not in body:
+        got = "an enveloped {success, data} body"
+        return [finding("ENV-1", "/chat/completions NOT wrapped in the envelope", got, ex)], None
+    out += schema_findings(body, "ChatCompletion", "OAI-3", ex, "body", "D")
+    choices = body.get("choices")
+    first = choices[0] if isinstance(choices, list) and choices else {}
+    msg = first.get("message") if isinstance(first, dict) else None
+    text = msg.get("content") if isinstance(msg, dict) else None
+    if isinstance(first, dict) and first.get("finish_reason") != "stop":
+        got = f"finish_reason {first.get('finish_reason')!r}"
+        out.append(finding("OAI-3", 'finish_reason "stop"', got, ex, "C"))
+    if body.get("model") != model:
+        out.append(finding("OAI-3", f"model {model!r}", f"{body.get('model')!r}", ex, "C"))
+    return out, text if isinstance(text, str) else None
+
+
+def chunks(ex: Exchange) -> list[tuple[str, Any]]:
+    assert ex.stream is not None
+    out: list[tuple[str, Any]] = []
+    for e in ex.stream.events:
+        if e.data == DONE:
+            out.append((e.data, None))
+            continue
+        try:
+            out.append((e.data, json.loads(e.data)))
+        except ValueError:
+            out.append((e.data, None))
+    return out
+
+
+def completion_stream(ex: Exchange, model: str) -> tuple[list[Finding], str | None]:
+    """OAI-4: data: chunk frames ending with data: [DONE], one finish_reason, nothing after."""
+    if ex.status != 200 or ex.media_type != "text/event-stream" or ex.stream is None:
+        got = ex.describe()
+        return [finding("OAI-4", "HTTP 200 with Content-Type text/event-stream", got, ex)], None
+    out: list[Finding] = []
+    events = ex.stream.events
+    named = [e for e in events if e.event_field]
+    if named:
+        got = f"{len(named)} frame(s) with an event: line (e.g. event: {named[0].type})"
+        out.append(finding("OAI-4", "no event: lines", got, ex, "C"))
+    cs = chunks(ex)
+    done_at = [i for i, (raw, _) in enumerate(cs) if raw == DONE]
+    if not done_at:
+        got = f"{len(cs)} frames and no [DONE] (stream ended by {ex.stream.ended_by})"
+        out.append(finding("OAI-4", "the stream to end with data: [DONE]", got, ex))
+    elif done_at[0] != len(cs) - 1 or len(done_at) > 1:
+        got = f"{len(cs) - done_at[0] - 1} frame(s) after [DONE]"
+        out.append(finding("OAI-4", "nothing after data: [DONE]", got, ex, "C"))
+    elif ex.stream.parser.unterminated:
+        got = "an unterminated frame after [DONE]"
+        out.append(finding("OAI-4", "nothing after data: [DONE]", got, ex, "C"))
+    body = [(raw, c) for raw, c in cs if raw != DONE]
+    text_parts: list[str] = []
+    finishes: list[int] = []
+    ident: tuple[Any, Any, Any] | None = None
+    for n, (raw, c) in enumerate(body):
+        where = f"chunk {n + 1}"
+        if c is None:
+            got = f"{where}: {short(raw, 120)!r}"
+            out.append(finding("OAI-4", "each data: a chat.completion.chunk JSON", got, ex))
+            break
+        found = schema_findings(c, "ChatCompletionChunk", "OAI-4", ex, where, "D")
+        if found:
+            out += found
+            break
+        this = (c.get("id"), c.get("created"), c.get("model"))
+        if ident is None:
+            ident = this
+            delta = c["choices"][0].get("delta", {}) if c.get("choices") else {}
+            if delta.get("role") != "assistant":
+                got = f"first delta {short(delta)}"
+                out.append(
+                    finding("OAI-4", 'the first delta to carry role "assistant"', got, ex, "C")
+                )
+        elif this != ident:
+            got = f"{where}: id/created/model {this} after {ident}"
+            out.append(
+                finding("OAI-4", "the same id, created and model on every chunk", got, ex, "C")
+            )
+        for choice in c.get("choices") or []:
+            piece = (choice.get("delta") or {}).get("content")
+            if isinstance(piece, str):
+                text_parts.append(piece)
+            if choice.get("finish_reason") is not None:
+                finishes.append(n)
+                if choice.get("finish_reason") != "stop":
+                    got = f"{where}: finish_reason {choice.get('finish_reason')!r}"
+                    out.append(finding("OAI-4", 'finish_reason "stop"', got, ex, "C"))
+    if body and len(finishes) != 1:
+        got = f"{len(finishes)} chunks with a finish_reason"
+        out.append(finding("OAI-4", "exactly one chunk with a finish_reason", got, ex, "C"))
+    elif finishes and finishes[0] != len(body) - 1:
+        got = f"finish_reason on chunk {finishes[0] + 1} of {len(body)}"
+        out.append(finding("OAI-4", "finish_reason on the last chunk before [DONE]", got, ex, "C"))
+    if ex.stream.ended_by not in ("eof",):
+        got = f"stream ended by {ex.stream.ended_by} ({ex.error})"
+        out.append(finding("OAI-4", "the server to close the stream after [DONE]", got, ex))
+    return out, "".join(text_parts)
+
+
+def same_text(rule: str, a_name: str, a: str | None, b_name: str, b: str | None) -> list[Finding]:
+    """OAI-5/OAI-6: two ways of asking give the same assistant text."""
+    if a is not None and a == b:
+        return []
+    return [
+        finding(
+            rule, f"{b_name} text equal to {a_name} text {short(a, 150)!r}", f"{short(b, 150)!r}"
+        )
+    ]

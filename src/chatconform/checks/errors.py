@@ -1,0 +1,155 @@
+"""ERR-1..4, ENV-1 and OAI-7: how every response is wrapped or explained."""
+
+from __future__ import annotations
+
+from chatconform.checks.common import finding, short
+from chatconform.record import Exchange
+from chatconform.verdicts import Finding
+
+PROBLEM_TYPE_PREFIX = "https://docs.flowyte.com/errors/"
+
+
+def problem(ex: Exchange, rule: str = "ERR-1") -> list[Finding]:
+    """ERR-1: a 4xx/5xx is application/problem+json with status, title, detail, type, code."""
+    if ex.status is None or ex.status < 400:
+        return []
+    if ex.media_type != "application/problem+json":
+        return [
+            finding(
+                rule,
+                f"Content-Type application/problem+json on a {ex.status}",
+                f"Content-Type {ex.headers.get('content-type', '(none)')!r}",
+                ex,
+            )
+        ]
+    body = ex.json()
+    if not isinstance(body, dict):
+        return [finding(rule, "a JSON object problem body", ex.describe(), ex)]
+    out: list[Finding] = []
+    if body.get("status") != ex.status:
+        out.append(
+            finding(rule, f"problem status {ex.status}", f"status {body.get('status')!r}", ex)
+        )
+    for member in ("title", "detail", "code"):
+        if not isinstance(body.get(member), str) or not body.get(member):
+            out.append(finding(rule, f"a non-empty string `{member}`", short(body), ex))
+    ptype = body.get("type")
+    if not (
+        isinstance(ptype, str) and (ptype == "about:blank" or ptype.startswith(PROBLEM_TYPE_PREFIX))
+    ):
+        out.append(
+            finding(rule, f"`type` about:blank or {PROBLEM_TYPE_PREFIX}<code>", f"{ptype!r}", ex)
+        )
+    return out
+
+
+def validation_error(ex: Exchange, fields: tuple[str, ...]) -> list[Finding]:
+    """ERR-2: 400, code validation_error, errors[] of {field, message} naming the field(s)."""
+    if ex.status != 400:
+        return [finding("ERR-2", "HTTP 400 for an invalid body", ex.describe(), ex)]
+    body = ex.json()
+    if not isinstance(body, dict):
+        return [finding("ERR-2", "a problem body", ex.describe(), ex)]
+    out: list[Finding] = []
+    if body.get("code") != "validation_error":
+        out.append(finding("ERR-2", 'code "validation_error"', f"code {body.get('code')!r}", ex))
+    errors = body.get("errors")
+    if not isinstance(errors, list) or not errors:
+        return [*out, finding("ERR-2", "a non-empty errors[] array", short(body), ex)]
+    named: list[str] = []
+    for item in errors:
+        if not (
+            isinstance(item, dict)
+            and isinstance(item.get("field"), str)
+            and isinstance(item.get("message"), str)
+        ):
+            out.append(finding("ERR-2", "errors[] items {field, message}", short(item), ex))
+            continue
+        named.append(item["field"])
+    for want in fields:
+        if not any(_names_field(n, want) for n in named):
+            out.append(finding("ERR-2", f"errors[] naming the field {want!r}", f"{named}", ex))
+    return out
+
+
+def _names_field(named: str, want: str) -> bool:
+    if not want:  # the body as a whole (invalid JSON): any field name will do
+        return True
+    norm = named.replace("/", ".").lstrip(".$")
+    return norm == want or norm.endswith("." + want) or norm.startswith(want + "[")
+
+
+def no_server_error(ex: Exchange) -> list[Finding]:
+    """ERR-4: no request built from the contract's schemas gets a 5xx."""
+    if ex.status is not None and ex.status >= 500:
+        return [finding("ERR-4", "no 5xx for a request built from the schemas", ex.describe(), ex)]
+    return []
+
+
+def retry_after(ex: Exchange) -> list[Finding]:
+    """ERR-3: a 429 carries Retry-After."""
+    if ex.status == 429 and "retry-after" not in ex.headers:
+        return [finding("ERR-3", "a Retry-After header on 429", "no Retry-After", ex)]
+    return []
+
+
+def envelope(ex: Exchange) -> list[Finding]:
+    """ENV-1: a 2xx JSON response of the session API is {"success": true, "data": ...}."""
+    if ex.status is None or not 200 <= ex.status < 300 or ex.media_type != "application/json":
+        return []
+    body = ex.json()
+    if not isinstance(body, dict) or body.get("success") is not True or "data" not in body:
+        return [finding("ENV-1", '{"success": true, "data": …}', short(body) or ex.describe(), ex)]
+    extra: list[Finding] = []
+    if "message" in body and not isinstance(body["message"], str):
+        extra.append(finding("ENV-1", "`message` a string", short(body["message"]), ex))
+    if "errors" in body and not isinstance(body["errors"], list):
+        extra.append(finding("ENV-1", "`errors` an array", short(body["errors"]), ex))
+    return extra
+
+
+def openai_error(ex: Exchange) -> list[Finding]:
+    """OAI-7: errors of /chat/completions also carry error: {message, type, code}."""
+    if ex.status is None or ex.status < 400:
+        return []
+    body = ex.json()
+    err = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(err, dict) or not all(k in err for k in ("message", "type", "code")):
+        return [finding("OAI-7", 'an "error": {message, type, code} member', short(body), ex)]
+    if not isinstance(err.get("message"), str):
+        return [finding("OAI-7", "error.message a string", short(err), ex)]
+    return []
+
+
+def is_session_api(ex: Exchange) -> bool:
+    return "/chat/sessions" in ex.url
+
+
+def is_completions(ex: Exchange) -> bool:
+    return ex.url.split("?", 1)[0].endswith("/chat/completions")
+
+
+def every_response(ex: Exchange) -> list[Finding]:
+    """The checks that hold for every response a test provokes (run by the plugin on each)."""
+    out = no_server_error(ex) + problem(ex) + retry_after(ex)
+    if is_session_api(ex) and ex.stream is None:
+        out += envelope(ex)
+    if is_completions(ex):
+        out += openai_error(ex)
+    return out
+
+
+def rules_applied(ex: Exchange) -> list[str]:
+    """The rules that every_response actually exercised on this exchange."""
+    if ex.status is None:
+        return []
+    applied = ["ERR-4"]
+    if ex.status >= 400:
+        applied.append("ERR-1")
+    if ex.status == 429:
+        applied.append("ERR-3")
+    if is_session_api(ex) and ex.stream is None and 200 <= ex.status < 300:
+        applied.append("ENV-1")
+    if is_completions(ex) and ex.status >= 400:
+        applied.append("OAI-7")
+    return applied

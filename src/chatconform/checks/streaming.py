@@ -1,0 +1,227 @@
+"""SSE-1..8 (and MSG-5's delta rule): a streamed reply of the session API."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from chatconform.checks.common import finding, schema_findings, short
+from chatconform.checks.history import assembled
+from chatconform.record import Exchange
+from chatconform.sse import Event
+from chatconform.verdicts import Finding
+
+TERMINAL = ("done", "error")
+
+
+def frames(ex: Exchange) -> list[tuple[Event, Any]]:
+    """The stream's dispatched events with their data parsed as JSON (None when not JSON)."""
+    assert ex.stream is not None
+    out: list[tuple[Event, Any]] = []
+    for e in ex.stream.events:
+        try:
+            out.append((e, json.loads(e.data)))
+        except ValueError:
+            out.append((e, None))
+    return out
+
+
+def is_stream(ex: Exchange) -> list[Finding]:
+    """SSE-1: 200 with Content-Type text/event-stream."""
+    if ex.status == 200 and ex.media_type == "text/event-stream" and ex.stream is not None:
+        return []
+    return [finding("SSE-1", "HTTP 200 with Content-Type text/event-stream", ex.describe(), ex)]
+
+
+def session_stream(ex: Exchange, session_id: str, content: str) -> list[Finding]:
+    """Every rule that one streamed reply can break, SSE-1 to SSE-7 and MSG-5 (deltas)."""
+    out = is_stream(ex)
+    if out:
+        return out
+    assert ex.stream is not None
+    fs = frames(ex)
+    out += wire(ex)
+    out += termination(ex, fs)
+    body = [(e, d) for e, d in fs if e.type not in TERMINAL]
+    out += audit_events(ex, body, session_id)
+    out += payloads(ex, body)
+    out += order(ex, fs, session_id)
+    out += terminal_data(ex, fs, session_id, content)
+    return out
+
+
+def wire(ex: Exchange) -> list[Finding]:
+    """SSE-2: valid UTF-8 event stream; the last frame ends with a blank line."""
+    assert ex.stream is not None
+    p = ex.stream.parser
+    out: list[Finding] = []
+    for v in p.violations:
+        if "UTF-8" in v:
+            out.append(finding("SSE-2", "a UTF-8 event stream", v, ex, "D"))
+            break
+    if p.unterminated:
+        got = f"a final frame without its blank line (data {short(p.pending_data or '', 120)!r})"
+        out.append(finding("SSE-2", "every frame to end with a blank line", got, ex, "C"))
+    return out
+
+
+def termination(ex: Exchange, fs: list[tuple[Event, Any]]) -> list[Finding]:
+    """SSE-5: exactly one done/error frame, last, then the server closes the response."""
+    assert ex.stream is not None
+    terminals = [i for i, (e, _) in enumerate(fs) if e.type in TERMINAL]
+    names = [e.type for e, _ in fs]
+    tail = ", ".join(names[-4:]) or "no events"
+    if not terminals:
+        got = (
+            f"{len(fs)} events and no terminal frame (last: {tail}; ended by {ex.stream.ended_by})"
+        )
+        if ex.error:
+            got += f"; {ex.error}"
+        return [finding("SSE-5", "the stream to end with one event: done or event: error", got, ex)]
+    out: list[Finding] = []
+    if len(terminals) > 1:
+        got = f"{len(terminals)} terminal frames ({', '.join(names[i] for i in terminals)})"
+        out.append(finding("SSE-5", "exactly one terminal frame", got, ex))
+    if terminals[0] != len(fs) - 1:
+        after = names[terminals[0] + 1 :]
+        got = f"{len(after)} frame(s) after {names[terminals[0]]}: {', '.join(after[:4])}"
+        out.append(finding("SSE-5", "nothing after the terminal frame", got, ex))
+    elif ex.stream.parser.unterminated and ex.stream.parser.pending_data:
+        got = "a partial frame after the terminal frame"
+        out.append(finding("SSE-5", "nothing after the terminal frame", got, ex))
+    if ex.stream.ended_by not in ("eof", "client-drop"):
+        got = f"the response still open ({ex.stream.ended_by}: {ex.error})"
+        out.append(finding("SSE-5", "the server to close the response after it", got, ex))
+    return out
+
+
+def audit_events(ex: Exchange, body: list[tuple[Event, Any]], session_id: str) -> list[Finding]:
+    """SSE-3: each non-terminal frame names its event type and carries an AuditEvent."""
+    out: list[Finding] = []
+    for n, (e, data) in enumerate(body):
+        where = f"frame {n + 1} (event: {e.type})"
+        if not e.event_field:
+            out.append(finding("SSE-3", f"{where}: an event: line", "no event: field", ex))
+        elif data is None:
+            got = f"{where}: data {short(e.data, 120)!r}"
+            out.append(finding("SSE-3", "data to be an AuditEvent JSON object", got, ex))
+        else:
+            out += schema_findings(data, "AuditEvent", "SSE-3", ex, where, "D")
+            if isinstance(data, dict) and data.get("eventType") != e.type:
+                got = f"{where}: eventType {data.get('eventType')!r}"
+                out.append(finding("SSE-3", f"eventType equal to event: {e.type}", got, ex))
+        if len(out) >= 3:
+            break
+    return out
+
+
+def payloads(ex: Exchange, body: list[tuple[Event, Any]]) -> list[Finding]:
+    """SSE-4: agent_message, tool_call and kb_retrieval payloads; other types tolerated."""
+    shapes = {
+        "agent_message": "AgentMessagePayload",
+        "tool_call": "ToolCallPayload",
+        "kb_retrieval": "KbRetrievalPayload",
+    }
+    out: list[Finding] = []
+    for n, (e, data) in enumerate(body):
+        schema = shapes.get(e.type)
+        if schema is None or not isinstance(data, dict):
+            continue
+        where = f"frame {n + 1} ({e.type}) payload"
+        out += schema_findings(data.get("payload"), schema, "SSE-4", ex, where, "C")
+        if out:
+            break
+    return out
+
+
+def order(ex: Exchange, fs: list[tuple[Event, Any]], session_id: str) -> list[Finding]:
+    """SSE-7: seq 1, 2, 3 ...; tsMs never decreases; conversationId the session; ids unique."""
+    out: list[Finding] = []
+    expected_seq = 1
+    last_ts: int | None = None
+    seen_ids: set[Any] = set()
+    for n, (e, data) in enumerate(fs):
+        if not isinstance(data, dict) or (e.type in TERMINAL and "seq" not in data):
+            continue
+        where = f"frame {n + 1} (event: {e.type})"
+        seq = data.get("seq")
+        if seq != expected_seq:
+            out.append(finding("SSE-7", f"{where}: seq {expected_seq}", f"seq {seq!r}", ex))
+            break
+        expected_seq += 1
+        ts = data.get("tsMs")
+        if isinstance(ts, int) and last_ts is not None and ts < last_ts:
+            out.append(finding("SSE-7", f"{where}: tsMs ≥ {last_ts}", f"tsMs {ts}", ex))
+            break
+        last_ts = ts if isinstance(ts, int) else last_ts
+        if "conversationId" in data and data["conversationId"] != session_id:
+            got = f"conversationId {data['conversationId']!r}"
+            out.append(finding("SSE-7", f"{where}: conversationId {session_id!r}", got, ex))
+            break
+        fid = data.get("id")
+        if fid in seen_ids:
+            out.append(finding("SSE-7", f"{where}: a unique id", f"id {fid!r} repeated", ex))
+            break
+        seen_ids.add(fid)
+    return out
+
+
+def terminal_data(
+    ex: Exchange, fs: list[tuple[Event, Any]], session_id: str, content: str
+) -> list[Finding]:
+    """SSE-6: done carries the assembled messages; error a problem. MSG-5: deltas = content."""
+    terminal = next(((e, d) for e, d in fs if e.type in TERMINAL), None)
+    if terminal is None:
+        return []
+    e, data = terminal
+    if e.type == "error":
+        if not isinstance(data, dict) or not isinstance(data.get("status"), int):
+            return [finding("SSE-6", "error data: a problem object", short(e.data), ex)]
+        return []
+    messages = data.get("messages") if isinstance(data, dict) else None
+    if not isinstance(messages, list) or not messages:
+        return [finding("SSE-6", 'done data: {"messages": [Message, …]}', short(e.data), ex)]
+    out = assembled(messages, content, session_id, ex, "SSE-6")
+    out += deltas_match(ex, fs, messages)
+    return out
+
+
+def deltas_match(ex: Exchange, fs: list[tuple[Event, Any]], messages: list[Any]) -> list[Finding]:
+    """MSG-5: a streamed reply's text equals its concatenated agent_message deltas."""
+    texts: dict[Any, list[str]] = {}
+    for e, data in fs:
+        if e.type == "agent_message" and isinstance(data, dict):
+            p = data.get("payload")
+            if isinstance(p, dict) and isinstance(p.get("delta"), str):
+                texts.setdefault(p.get("messageId"), []).append(p["delta"])
+    final = messages[-1] if isinstance(messages[-1], dict) else {}
+    streamed = "".join(texts.get(final.get("id"), []))
+    if streamed != final.get("content"):
+        return [
+            finding(
+                "MSG-5",
+                f"the deltas of message {final.get('id')!r} to concatenate to its content "
+                f"{short(final.get('content'), 120)!r}",
+                f"{short(streamed, 120)!r} from {len(texts.get(final.get('id'), []))} deltas",
+                ex,
+            )
+        ]
+    return []
+
+
+def content_deltas(ex: Exchange) -> list[Event]:
+    assert ex.stream is not None
+    return [e for e in ex.stream.events if e.type == "agent_message"]
+
+
+def flushed(ex: Exchange, min_spread_ms: float = 1.0) -> list[Finding]:
+    """SSE-8: deltas arrive as produced: over several reads, spread in time, not in one burst."""
+    deltas = content_deltas(ex)
+    if len(deltas) < 2:
+        return [finding("SSE-8", "a reply of at least 2 deltas to time", f"{len(deltas)}", ex)]
+    spread_ms = (deltas[-1].t_ns - deltas[0].t_ns) / 1e6
+    reads = len({e.read_index for e in deltas})
+    if reads < 2 or spread_ms < min_spread_ms:
+        got = f"all {len(deltas)} deltas arrived within {spread_ms:.3f} ms in {reads} read(s)"
+        return [finding("SSE-8", "the first delta before the last one is generated", got, ex)]
+    return []

@@ -1,0 +1,193 @@
+"""chatconform's command line: `run` (conformance), `serve` (the reference server)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from chatconform.rules import FAMILIES, RULES
+from chatconform.target import TARGET_FIELDS, Limits, Target, TargetError, resolve_target
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """A problem with how chatconform was called or what it was pointed at: exit 2, one line."""
+
+
+def _add_target_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("target (each also read from its environment variable)")
+    for attr, (env, _, secret) in TARGET_FIELDS.items():
+        flag = "--" + attr.replace("_", "-")
+        hint = f"[{env}]" + (" (secret: prefer the variable)" if secret else "")
+        g.add_argument(flag, dest=attr, default=None, help=hint)
+    g.add_argument(
+        "--target-file", default=os.environ.get("FLOWYTE_TARGET_FILE"),
+        help="a JSON file of target settings, as written by `chatconform serve --credentials-out` "
+        "[FLOWYTE_TARGET_FILE]",
+    )  # fmt: skip
+    g.add_argument("--timeout", type=float, default=10.0, help="seconds per connect/read (10)")
+    g.add_argument(
+        "--stream-timeout", type=float, default=30.0, help="seconds per exchange or stream (30)"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="chatconform",
+        description="Conformance and load-testing harness for the Flowyte Chat API.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run the conformance suites against a target")
+    _add_target_options(run)
+    run.add_argument("--strict", action="store_true", help="contract decisions (C) FAIL, not WARN")
+    run.add_argument(
+        "--suite", action="append", default=None, metavar="NAME",
+        help=f"a suite family, repeatable: {', '.join(FAMILIES)} (default: all)",
+    )  # fmt: skip
+    run.add_argument("--report-dir", default=None, help="where to write reports")
+    run.add_argument("-v", "--verbose", action="store_true", help="pytest's per-test output")
+
+    serve = sub.add_parser("serve", help="start the embedded reference server")
+    from chatconform.reference.cli import add_arguments
+
+    add_arguments(serve)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "serve":
+            from chatconform.reference.cli import serve
+
+            return serve(args)
+        return run_command(args)
+    except UsageError as exc:
+        print(f"chatconform: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("chatconform: interrupted", file=sys.stderr)
+        return 130
+
+
+def _families(selected: list[str] | None) -> list[str]:
+    if not selected:
+        return list(FAMILIES)
+    names = [n for s in selected for n in s.split(",") if n]
+    unknown = [n for n in names if n not in FAMILIES]
+    if unknown:
+        raise UsageError(f"unknown suite {unknown[0]!r}; choose from {', '.join(FAMILIES)}")
+    return names
+
+
+def run_command(args: argparse.Namespace) -> int:
+    from chatconform.embedded import EmbeddedError, EmbeddedServer, reference_args_from_env
+
+    families = _families(args.suite)
+    limits = Limits(timeout=args.timeout, stream_timeout=args.stream_timeout)
+    report_dir = Path(args.report_dir or Path("reports") / time.strftime("%Y%m%d-%H%M%S"))
+    explicit = {a: getattr(args, a) for a in TARGET_FIELDS}
+    server: EmbeddedServer | None = None
+    started = time.monotonic()
+    try:
+        target = resolve_target(explicit, args.target_file, limits)
+        if target is None:
+            server = EmbeddedServer(reference_args_from_env(), limits)
+            target = server.start()
+            print(f"chatconform: no --base-url given; started the reference at {target.base_url}")
+        preflight(target)
+        code = run_suites(target, families, args.strict, report_dir, args.verbose)
+    except (TargetError, EmbeddedError) as exc:
+        raise UsageError(str(exc)) from None
+    finally:
+        if server is not None:
+            server.stop()
+    summary_path = report_dir / "summary.json"
+    if code in (2, 3, 4) or not summary_path.exists():
+        raise UsageError(f"the suites did not run to the end (pytest exit {code})")
+    if code == 5:
+        raise UsageError("no test was collected for the selected suites")
+    summary = json.loads(summary_path.read_text(encoding="utf-8"))
+    print_summary(summary, report_dir, time.monotonic() - started)
+    return EXIT_FAIL if summary["verdict"] == "FAIL" else EXIT_OK
+
+
+def preflight(target: Target) -> None:
+    """One bounded request before the suites: say plainly when the target cannot be used."""
+    from chatconform.client import Client
+    from chatconform.plugin import unknown_id
+
+    with Client(target) as client:
+        ex = client.get_session(unknown_id())
+    if ex.status is None:
+        raise UsageError(f"cannot reach the target {target.base_url}: {ex.error}")
+    if ex.status == 401 and target.api_key:
+        raise UsageError(
+            f"the target {target.base_url} refused the API key (401): check --api-key / "
+            "FLOWYTE_API_KEY"
+        )
+    if target.api_key is None:
+        raise UsageError("no API key: give --api-key or FLOWYTE_API_KEY")
+
+
+def run_suites(
+    target: Target, families: list[str], strict: bool, report_dir: Path, verbose: bool
+) -> int:
+    import pytest
+
+    from chatconform.paths import resource
+
+    suites = resource("suites")
+    files = [str(suites / f"test_{f}.py") for f in families]
+    args = [*files, "-c", str(suites / "pytest.ini"), "--rootdir", str(suites)]
+    args += ["-p", "no:cacheprovider", "--junitxml", str(report_dir / "junit.xml")]
+    args += ["-o", "junit_suite_name=chatconform", "--tb=short", "-W", "ignore::DeprecationWarning"]
+    args += [] if verbose else ["-q", "--no-header", "--no-summary"]
+    args += ["--report-dir", str(report_dir), "--families", ",".join(families)]
+    args += ["--timeout", str(target.limits.timeout)]
+    args += ["--stream-timeout", str(target.limits.stream_timeout)]
+    for attr in TARGET_FIELDS:
+        value = getattr(target, attr)
+        if value:
+            args += ["--" + attr.replace("_", "-"), value]
+    if strict:
+        args.append("--strict-contract")
+    if target.embedded:
+        args.append("--embedded-target")
+    os.environ["CHATCONFORM_QUIET_SUMMARY"] = "1"
+    return int(pytest.main(args))
+
+
+def print_summary(summary: dict[str, Any], report_dir: Path, seconds: float) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    colour = {"PASS": "green", "FAIL": "bold red", "WARN": "yellow", "SKIP": "dim"}
+    table = Table(title=f"chatconform: {summary['target']['baseUrl']}", show_lines=False)
+    for col in ("rule", "lvl", "verdict", "title / first finding"):
+        table.add_column(col, overflow="fold")
+    for r in summary["rules"]:
+        v = r["verdict"]
+        note = r["title"] if v == "PASS" else (r["reason"] or r["title"])
+        table.add_row(r["id"], r["level"], f"[{colour[v]}]{v}[/]", note)
+    console = Console(highlight=False)
+    console.print(table)
+    c = summary["counts"]
+    mode = "strict" if summary["strict"] else "default (contract decisions WARN)"
+    console.print(
+        f"[{colour['PASS' if summary['verdict'] == 'PASS' else 'FAIL']}]{summary['verdict']}[/]: "
+        f"{c['PASS']} PASS, {c['FAIL']} FAIL, {c['WARN']} WARN, {c['SKIP']} SKIP of {len(RULES)} "
+        f"rules, {mode}, in {seconds:.1f} s. Reports: {report_dir}"
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,303 @@
+"""The pytest plugin: target options, fixtures, findings turned into outcomes and per-rule verdicts.
+
+Suites under suites/ run with it (`chatconform run`, or `pytest suites/ --base-url …`). A suite test
+names its rules with `@pytest.mark.rule("SSE-5", ...)` and hands the findings of the checks to the
+`expect` fixture; after the test, every response it provoked also goes through the checks that hold
+for all responses (ERR-1, ERR-4, ENV-1, ...). A finding graded FAIL fails the test; the rule verdicts
+are written to summary.json in the report directory.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chatconform.checks.errors import every_response, rules_applied
+from chatconform.client import Client
+from chatconform.embedded import EmbeddedError, EmbeddedServer, reference_args_from_env
+from chatconform.record import Exchange
+from chatconform.rules import FAMILIES, RULES
+from chatconform.target import TARGET_FIELDS, Limits, Target, TargetError, resolve_target
+from chatconform.verdicts import Finding, RuleVerdict, counts, grade_rules, overall
+
+
+class Fatal(Exception):
+    """Raised by `expect.check(..., fatal=True)`: the findings are recorded, the test cannot go on."""
+
+
+@dataclass
+class RunState:
+    strict: bool
+    report_dir: Path
+    limits: Limits
+    families: list[str] | None
+    target: Target | None = None
+    server: EmbeddedServer | None = None
+    findings: list[Finding] = field(default_factory=list)
+    exercised: dict[str, list[str]] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+    verdicts: list[RuleVerdict] = field(default_factory=list)
+    harness_errors: list[str] = field(default_factory=list)
+
+
+STATE = pytest.StashKey[RunState]()
+EXPECT = pytest.StashKey["Expect"]()
+LOG = pytest.StashKey[list[Exchange]]()
+
+
+class Expect:
+    """Collects one test's findings."""
+
+    def __init__(self) -> None:
+        self.findings: list[Finding] = []
+
+    def check(self, findings: list[Finding], fatal: bool = False) -> bool:
+        """Record findings; with fatal=True stop the test when there are any. True when clean."""
+        self.findings.extend(findings)
+        if findings and fatal:
+            raise Fatal(findings[0].message)
+        return not findings
+
+
+def _opt_name(attr: str) -> str:
+    return "--" + attr.replace("_", "-")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("chatconform", "chatconform target and verdicts")
+    for attr, (env, _, secret) in TARGET_FIELDS.items():
+        what = "a secret; prefer the environment variable" if secret else "target setting"
+        group.addoption(_opt_name(attr), dest=f"cc_{attr}", default=None, help=f"{what} ({env})")
+    group.addoption("--target-file", dest="cc_target_file", default=None)
+    group.addoption("--strict-contract", dest="cc_strict", action="store_true", default=False)
+    group.addoption("--report-dir", dest="cc_report_dir", default=None)
+    group.addoption("--timeout", dest="cc_timeout", type=float, default=None)
+    group.addoption("--stream-timeout", dest="cc_stream_timeout", type=float, default=None)
+    group.addoption("--max-body-mb", dest="cc_max_body_mb", type=float, default=None)
+    group.addoption("--families", dest="cc_families", default=None)
+    group.addoption("--embedded-target", dest="cc_embedded", action="store_true", default=False)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "rule(*ids): the contract rule ids a suite test checks")
+    config.addinivalue_line("markers", "family(name): the suite family of a test")
+    limits = Limits()
+    if config.getoption("cc_timeout"):
+        limits.timeout = config.getoption("cc_timeout")
+    if config.getoption("cc_stream_timeout"):
+        limits.stream_timeout = config.getoption("cc_stream_timeout")
+    if config.getoption("cc_max_body_mb"):
+        limits.max_body_bytes = int(config.getoption("cc_max_body_mb") * 1024 * 1024)
+    report_dir = config.getoption("cc_report_dir") or os.path.join(
+        "reports", dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    )
+    fams = config.getoption("cc_families")
+    config.stash[STATE] = RunState(
+        strict=bool(config.getoption("cc_strict")),
+        report_dir=Path(report_dir),
+        limits=limits,
+        families=fams.split(",") if fams else None,
+    )
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    config = session.config
+    state = config.stash[STATE]
+    explicit = {a: config.getoption(f"cc_{a}") for a in TARGET_FIELDS}
+    try:
+        state.target = resolve_target(explicit, config.getoption("cc_target_file"), state.limits)
+        if state.target is not None:
+            state.target.embedded = bool(config.getoption("cc_embedded"))
+        else:
+            state.server = EmbeddedServer(reference_args_from_env(), state.limits)
+            state.target = state.server.start()
+    except (TargetError, EmbeddedError) as exc:
+        pytest.exit(str(exc), returncode=2)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    state = config.stash.get(STATE, None)
+    if state is not None and state.server is not None:
+        state.server.stop()
+        state.server = None
+
+
+# -- fixtures --------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def target(request: pytest.FixtureRequest) -> Target:
+    state = request.config.stash[STATE]
+    assert state.target is not None
+    return state.target
+
+
+@pytest.fixture(scope="session")
+def strict(request: pytest.FixtureRequest) -> bool:
+    return request.config.stash[STATE].strict
+
+
+@pytest.fixture
+def expect(request: pytest.FixtureRequest) -> Expect:
+    e = request.node.stash.setdefault(EXPECT, Expect())
+    return e
+
+
+@pytest.fixture
+def api(request: pytest.FixtureRequest, target: Target) -> Iterator[Client]:
+    log = request.node.stash.setdefault(LOG, [])
+    with Client(target, log) as client:
+        yield client
+
+
+def unknown_id() -> str:
+    """An id no server has issued (ids are opaque: no prefix or length is assumed)."""
+    return f"cc-unknown-{uuid.uuid4().hex}"
+
+
+def need(value: str | None, option: str) -> str:
+    """The value of a target setting a test needs, or a SKIP naming how to give it."""
+    if not value:
+        attr = option.removeprefix("--").replace("-", "_")
+        env = TARGET_FIELDS[attr][0]
+        pytest.skip(f"not configured: give {option} or {env}")
+    return value
+
+
+# -- outcomes --------------------------------------------------------------------------------
+def _declared(item: pytest.Item) -> list[str]:
+    ids: list[str] = []
+    for mark in item.iter_markers("rule"):
+        ids.extend(mark.args)
+    return ids
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()
+    state = item.config.stash.get(STATE, None)
+    declared = _declared(item)
+    if state is None or not declared or call.when == "teardown":
+        return
+    if report.skipped:
+        reason = _skip_reason(report)
+        for rid in declared:
+            state.skipped.setdefault(rid, reason)
+        return
+    if call.when == "setup" and report.passed:
+        return
+    target = state.target
+    expect = item.stash.get(EXPECT, Expect())
+    log = item.stash.get(LOG, [])
+    found = list(expect.findings)
+    applied: set[str] = set(declared)
+    for ex in log:
+        found += every_response(ex)
+        applied.update(rules_applied(ex))
+    if call.excinfo is not None and not call.excinfo.errisinstance(Fatal):
+        found += _error_findings(item, call, declared, log)
+    for f in found:
+        f.test = item.nodeid
+        if f.exchange is not None and target is not None:
+            f.reproduce = f.exchange.curl(target)
+            f.evidence = f.exchange.evidence(target)
+        elif f.exchange is None and log and target is not None:
+            f.reproduce = log[-1].curl(target)
+        f.exchange = None
+    state.findings.extend(found)
+    for rid in applied:
+        state.exercised.setdefault(rid, []).append(item.nodeid)
+    failing = [f for f in found if f.grade(state.strict) == "FAIL"]
+    warnings = [f for f in found if f.grade(state.strict) == "WARN"]
+    for w in warnings:
+        report.user_properties.append(("chatconform-warn", f"{w.rule}: {w.message}"))
+    if failing:
+        report.outcome = "failed"
+        text = "\n\n".join(f.render(state.strict) for f in failing)
+        if target is not None:
+            text = target.redact(text)
+        report.longrepr = text
+    elif report.failed and call.excinfo is not None and call.excinfo.errisinstance(Fatal):
+        report.outcome = "passed"  # only WARN-graded findings stopped it
+        report.longrepr = None
+
+
+def _skip_reason(report: pytest.TestReport) -> str:
+    lr = report.longrepr
+    if isinstance(lr, tuple) and len(lr) == 3:
+        return str(lr[2]).removeprefix("Skipped: ")
+    return str(lr)
+
+
+def _error_findings(
+    item: pytest.Item, call: pytest.CallInfo[None], declared: list[str], log: list[Exchange]
+) -> list[Finding]:
+    """An exception in a test: the target's doing when a request failed, else a harness error."""
+    assert call.excinfo is not None
+    last = log[-1] if log else None
+    if last is not None and last.error:
+        got = f"{last.method} {last.url}: {last.error}"
+    else:
+        exc = call.excinfo.value
+        got = f"harness error {type(exc).__name__}: {exc}"
+        state = item.config.stash[STATE]
+        state.harness_errors.append(f"{item.nodeid}: {got}")
+    rid = declared[0]
+    return [Finding(rule=rid, expected="the test to complete", got=got[:500], exchange=last)]
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    state = session.config.stash.get(STATE, None)
+    if state is None or state.target is None or not session.items:
+        return
+    if getattr(session.config, "workerinput", None) is not None:
+        return
+    state.verdicts = grade_rules(
+        state.findings, state.exercised, state.skipped, state.strict, state.families
+    )
+    write_summary(state)
+
+
+def summary_dict(state: RunState) -> dict[str, Any]:
+    assert state.target is not None
+    return {
+        "verdict": overall(state.verdicts),
+        "strict": state.strict,
+        "target": state.target.public(),
+        "counts": counts(state.verdicts),
+        "families": state.families or list(FAMILIES),
+        "harnessErrors": state.harness_errors,
+        "rules": [v.to_json() for v in state.verdicts],
+    }
+
+
+def write_summary(state: RunState) -> Path:
+    state.report_dir.mkdir(parents=True, exist_ok=True)
+    path = state.report_dir / "summary.json"
+    text = json.dumps(summary_dict(state), indent=2, ensure_ascii=False)
+    assert state.target is not None
+    path.write_text(state.target.redact(text), encoding="utf-8")
+    return path
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    state = config.stash.get(STATE, None)
+    if state is None or not state.verdicts or os.environ.get("CHATCONFORM_QUIET_SUMMARY"):
+        return
+    c = counts(state.verdicts)
+    tr = terminalreporter
+    tr.section("chatconform verdicts")
+    for v in state.verdicts:
+        if v.verdict != "PASS":
+            tr.line(f"{v.verdict:4}  {v.id:7} {v.reason}"[:160])
+    tr.line(
+        f"{overall(state.verdicts)}: {c['PASS']} PASS, {c['FAIL']} FAIL, {c['WARN']} WARN, "
+        f"{c['SKIP']} SKIP of {len(RULES)} rules; summary: {state.report_dir / 'summary.json'}"
+    )

@@ -1,0 +1,124 @@
+"""The target under test: base URL, keys and agent ids, from flags, FLOWYTE_* env or a target file."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+# attribute name -> (environment variable, key in a target/credentials file, is a secret)
+TARGET_FIELDS: dict[str, tuple[str, str, bool]] = {
+    "base_url": ("FLOWYTE_BASE_URL", "baseUrl", False),
+    "api_key": ("FLOWYTE_API_KEY", "apiKey", True),
+    "agent_id": ("FLOWYTE_AGENT_ID", "agentId", False),
+    "read_only_key": ("FLOWYTE_READ_ONLY_KEY", "readOnlyKey", True),
+    "write_only_key": ("FLOWYTE_WRITE_ONLY_KEY", "writeOnlyKey", True),
+    "other_tenant_key": ("FLOWYTE_OTHER_TENANT_KEY", "otherTenantKey", True),
+    "other_tenant_agent_id": ("FLOWYTE_OTHER_TENANT_AGENT_ID", "otherTenantAgentId", False),
+    "publishable_key": ("FLOWYTE_PUBLISHABLE_KEY", "publishableKey", True),
+    "unpublished_agent_id": ("FLOWYTE_UNPUBLISHED_AGENT_ID", "unpublishedAgentId", False),
+}
+
+
+class TargetError(ValueError):
+    """The target configuration is unusable (bad URL, unreadable target file, ...)."""
+
+
+@dataclass(slots=True)
+class Limits:
+    """Bounds on every network call: seconds per connect/read, per whole exchange, and bytes."""
+
+    timeout: float = 10.0
+    stream_timeout: float = 30.0
+    max_body_bytes: int = 8 * 1024 * 1024
+
+
+@dataclass(slots=True)
+class Target:
+    base_url: str
+    api_key: str | None = None
+    agent_id: str | None = None
+    read_only_key: str | None = None
+    write_only_key: str | None = None
+    other_tenant_key: str | None = None
+    other_tenant_agent_id: str | None = None
+    publishable_key: str | None = None
+    unpublished_agent_id: str | None = None
+    limits: Limits = field(default_factory=Limits)
+    embedded: bool = False
+
+    def __post_init__(self) -> None:
+        self.base_url = normalize_base_url(self.base_url)
+
+    def __repr__(self) -> str:
+        shown = {
+            f: ("<redacted>" if TARGET_FIELDS[f][2] else getattr(self, f)) for f in TARGET_FIELDS
+        }
+        return f"Target({shown})"
+
+    def secrets(self) -> dict[str, str]:
+        """Secret values by the environment variable a reproducer should name instead."""
+        out: dict[str, str] = {}
+        for name, (env, _, secret) in TARGET_FIELDS.items():
+            value = getattr(self, name)
+            if secret and value:
+                out[env] = value
+        return out
+
+    def redact(self, text: str) -> str:
+        for env, value in self.secrets().items():
+            if value in text:
+                text = text.replace(value, f"${env}")
+        return text
+
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+    def public(self) -> dict[str, Any]:
+        return {"baseUrl": self.base_url, "embedded": self.embedded}
+
+
+def normalize_base_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise TargetError(
+            f"base URL {url!r} is not an http(s) URL; expected e.g. http://127.0.0.1:8080/api/v1"
+        )
+    return url.rstrip("/")
+
+
+def read_target_file(path: str | Path) -> dict[str, str]:
+    """Read a target file (the reference server's --credentials-out format) into field values."""
+    try:
+        raw = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise TargetError(f"cannot read target file {path}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise TargetError(f"target file {path} is not JSON: {exc}") from None
+    if not isinstance(raw, dict):
+        raise TargetError(f"target file {path} must hold a JSON object")
+    by_file_key = {file_key: name for name, (_, file_key, _) in TARGET_FIELDS.items()}
+    return {by_file_key[k]: str(v) for k, v in raw.items() if k in by_file_key and v is not None}
+
+
+def resolve_target(
+    explicit: dict[str, str | None], target_file: str | None, limits: Limits
+) -> Target | None:
+    """Merge sources, strongest first: explicit flags, FLOWYTE_* environment, the target file.
+
+    Returns None when no base URL is given anywhere (the caller starts the embedded reference).
+    """
+    values: dict[str, str] = {}
+    if target_file:
+        values.update(read_target_file(target_file))
+    for name, (env, _, _) in TARGET_FIELDS.items():
+        if os.environ.get(env):
+            values[name] = os.environ[env]
+    values.update({k: v for k, v in explicit.items() if v})
+    if not values.get("base_url"):
+        return None
+    known = {f.name for f in fields(Target)}
+    return Target(**{k: v for k, v in values.items() if k in known}, limits=limits)

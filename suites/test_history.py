@@ -1,0 +1,173 @@
+"""Messages and history: MSG-1 to MSG-7."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from chatconform.checks.common import data_of, expect_problem_code, expect_status, finding
+from chatconform.checks.errors import validation_error
+from chatconform.checks.history import ordered_once, page, same_transcript, turn, well_formed
+from chatconform.checks.streaming import frames
+from chatconform.client import Client
+from chatconform.plugin import Expect
+from chatconform.record import Exchange
+
+MAX_CONTENT = 32_000
+MAX_PAGES = 50
+
+
+def read_history(
+    api: Client, expect: Expect, sid: str, limit: int | None = None
+) -> tuple[list[dict[str, Any]], Exchange | None]:
+    """Page through the whole history (bounded), checking each page (MSG-4)."""
+    history: list[dict[str, Any]] = []
+    cursor: str | None = None
+    last: Exchange | None = None
+    for _ in range(MAX_PAGES):
+        last = api.list_messages(sid, limit=limit, cursor=cursor)
+        found, items, cursor = page(last, limit)
+        expect.check(found, fatal=bool(found and last.status != 200))
+        history += items
+        if not cursor:
+            return history, last
+    expect.check([finding("MSG-4", f"the last page within {MAX_PAGES} pages", "more", last, "C")])
+    return history, last
+
+
+def streamed_messages(ex: Exchange) -> list[dict[str, Any]]:
+    """The assembled messages of a streamed turn, from its done frame."""
+    for e, data in frames(ex):
+        if e.type == "done" and isinstance(data, dict) and isinstance(data.get("messages"), list):
+            return [m for m in data["messages"] if isinstance(m, dict)]
+    return []
+
+
+@pytest.mark.rule("MSG-1", "MSG-2", "MSG-3")
+def test_plain_turn(api: Client, expect: Expect, session: dict[str, Any]) -> None:
+    content = "Hello there, what can you do?"
+    ex = api.post_message(session["id"], content, stream=False)
+    found, _ = turn(ex, content, session["id"])
+    expect.check(found)
+
+
+@pytest.mark.rule("MSG-1", "MSG-2", "MSG-3")
+def test_stream_defaults_to_false(api: Client, expect: Expect, session: dict[str, Any]) -> None:
+    content = "Without a stream flag, please."
+    ex = api.post_message(session["id"], content)
+    if ex.media_type == "text/event-stream":
+        got = "a text/event-stream reply"
+        expect.check([finding("MSG-1", "stream to default to false (JSON)", got, ex, "C")])
+        return
+    found, _ = turn(ex, content, session["id"])
+    expect.check(found)
+
+
+@pytest.mark.rule("MSG-2", "MSG-3")
+def test_tool_and_knowledge_turn(api: Client, expect: Expect, session: dict[str, Any]) -> None:
+    content = "Which store is nearest to ZIP 94107, and what are your hours?"
+    ex = api.post_message(session["id"], content, stream=False)
+    found, messages = turn(ex, content, session["id"])
+    expect.check(found)
+    calls = {c.get("id") for m in messages for c in m.get("toolCalls") or [] if isinstance(c, dict)}
+    for m in messages:
+        if m.get("role") == "tool" and m.get("toolCallId") not in calls:
+            got = f"toolCallId {m.get('toolCallId')!r}, calls {sorted(map(str, calls))}"
+            expect.check([finding("MSG-3", "a tool message answering a toolCall", got, ex)])
+
+
+@pytest.mark.rule("MSG-1", "ERR-2")
+def test_content_bounds(api: Client, expect: Expect, session: dict[str, Any]) -> None:
+    sid = session["id"]
+    for bad in ("", "x" * (MAX_CONTENT + 1)):
+        ex = api.post_message(sid, bad)
+        expect.check(expect_status(ex, "MSG-1", 400, "C" if bad else None))
+        expect.check(validation_error(ex, ("content",)))
+    ex = api.request("POST", f"/chat/sessions/{sid}/messages", json_body={"stream": False})
+    expect.check(expect_status(ex, "MSG-1", 400) + validation_error(ex, ("content",)))
+    ex = api.post_message(sid, "é" * MAX_CONTENT)
+    expect.check(expect_status(ex, "MSG-1", 200, "C"))
+
+
+@pytest.mark.rule("MSG-4", "MSG-5")
+def test_history_equals_turns(api: Client, expect: Expect, session: dict[str, Any]) -> None:
+    sid = session["id"]
+    returned: list[dict[str, Any]] = []
+    for n, (content, stream) in enumerate(
+        [("First question", False), ("What are your hours?", True), ("Store near 10001?", False)]
+    ):
+        ex = api.post_message(sid, f"{content} ({n})", stream=stream)
+        expect.check(expect_status(ex, "MSG-5", 200), fatal=True)
+        msgs = streamed_messages(ex) if stream else (data_of(ex) or {}).get("messages", [])
+        if not msgs:
+            got = ex.describe()
+            expect.check([finding("MSG-5", "the turn's messages", got, ex)], fatal=True)
+        returned += msgs
+    for limit in (None, 2, 1):
+        history, last = read_history(api, expect, sid, limit)
+        expect.check(ordered_once(history, last))
+        expect.check(same_transcript(history, returned, last))
+
+
+@pytest.mark.rule("MSG-4")
+def test_limit_bounds(api: Client, expect: Expect, session: dict[str, Any]) -> None:
+    for bad in (0, 101, -1):
+        ex = api.list_messages(session["id"], limit=bad)
+        expect.check(expect_problem_code(ex, "MSG-4", 400, "validation_error", "C"))
+    ex = api.list_messages(session["id"], cursor="not-a-cursor-this-server-issued")
+    expect.check(expect_problem_code(ex, "MSG-4", 400, "validation_error", "C"))
+
+
+@pytest.mark.rule("MSG-6")
+def test_concurrent_posts(api: Client, expect: Expect, session: dict[str, Any]) -> None:
+    sid = session["id"]
+    results: list[Exchange] = []
+    barrier = threading.Barrier(2, timeout=10)
+
+    def post(n: int, stream: bool) -> None:
+        barrier.wait()
+        results.append(api.post_message(sid, f"Concurrent message {n}", stream=stream))
+
+    threads = [threading.Thread(target=post, args=(n, n == 1)) for n in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=api.target.limits.stream_timeout + 5)
+    statuses = sorted(r.status or 0 for r in results)
+    busy = [r for r in results if r.status == 409]
+    if statuses not in ([200, 200], [200, 409]):
+        got = f"statuses {statuses}"
+        expect.check([finding("MSG-6", "both 200, or one 409 session_busy", got, results[-1])])
+    for r in busy:
+        expect.check(expect_problem_code(r, "MSG-6", 409, "session_busy"))
+    history, last = read_history(api, expect, sid)
+    expect.check(well_formed(history, "MSG-6", last, allow_absent_reply=False))
+    users = [m for m in history if m.get("role") == "user"]
+    if len(users) != statuses.count(200):
+        got = f"{len(users)} user messages for {statuses.count(200)} accepted posts"
+        expect.check([finding("MSG-6", "one user message per accepted post", got, last)])
+
+
+@pytest.mark.rule("MSG-7")
+def test_drop_mid_stream(api: Client, expect: Expect, session: dict[str, Any]) -> None:
+    sid = session["id"]
+    dropped = api.post_message(
+        sid, "Please tell me a long story.", stream=True, stop_after_events=2
+    )
+    expect.check(expect_status(dropped, "MSG-7", 200), fatal=True)
+    # the session must stay usable: a follow-up post succeeds (a short session_busy is allowed)
+    deadline = time.monotonic() + 10
+    follow = api.post_message(sid, "Are you still there?")
+    while follow.status == 409 and time.monotonic() < deadline:
+        time.sleep(0.2)
+        follow = api.post_message(sid, "Are you still there?")
+    expect.check(expect_status(follow, "MSG-7", 200))
+    history, last = read_history(api, expect, sid)
+    expect.check(well_formed(history, "MSG-7", last, allow_absent_reply=True))
+    firsts = [m for m in history if m.get("content") == "Please tell me a long story."]
+    if len(firsts) != 1:
+        got = f"{len(firsts)} copies of it"
+        expect.check([finding("MSG-7", "the dropped turn's user message kept once", got, last)])
