@@ -11,7 +11,7 @@ import pytest
 from chatconform.checks.common import data_of, expect_problem_code, expect_status, finding
 from chatconform.checks.errors import validation_error
 from chatconform.checks.history import ordered_once, page, same_transcript, turn, well_formed
-from chatconform.checks.streaming import frames
+from chatconform.checks.streaming import frames, is_stream
 from chatconform.client import Client
 from chatconform.plugin import Expect
 from chatconform.record import Exchange
@@ -38,11 +38,16 @@ def read_history(
     return history, last
 
 
-def streamed_messages(ex: Exchange) -> list[dict[str, Any]]:
-    """The assembled messages of a streamed turn, from its done frame."""
+def streamed_messages(ex: Exchange, expect: Expect) -> list[dict[str, Any]]:
+    """The assembled messages of a streamed turn, from its done frame (SSE-1/5/6 when missing)."""
+    expect.check(is_stream(ex), fatal=True)
     for e, data in frames(ex):
         if e.type == "done" and isinstance(data, dict) and isinstance(data.get("messages"), list):
             return [m for m in data["messages"] if isinstance(m, dict)]
+    has_done = any(e.type == "done" for e, _ in frames(ex))
+    rule, what = ("SSE-6", "done data with messages") if has_done else ("SSE-5", "a done frame")
+    got = "none, so the history cannot be compared with the turn"
+    expect.check([finding(rule, f"{what} carrying the turn's messages", got, ex)], fatal=True)
     return []
 
 
@@ -101,7 +106,7 @@ def test_history_equals_turns(api: Client, expect: Expect, session: dict[str, An
     ):
         ex = api.post_message(sid, f"{content} ({n})", stream=stream)
         expect.check(expect_status(ex, "MSG-5", 200), fatal=True)
-        msgs = streamed_messages(ex) if stream else (data_of(ex) or {}).get("messages", [])
+        msgs = streamed_messages(ex, expect) if stream else (data_of(ex) or {}).get("messages", [])
         if not msgs:
             got = ex.describe()
             expect.check([finding("MSG-5", "the turn's messages", got, ex)], fatal=True)

@@ -14,6 +14,7 @@ from chatconform.rules import FAMILIES, RULES
 from chatconform.target import TARGET_FIELDS, Limits, Target, TargetError, resolve_target
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+SUITES: tuple[str, ...] = (*FAMILIES, "fuzz")  # fuzz checks rules of every family
 
 
 class UsageError(Exception):
@@ -49,8 +50,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--strict", action="store_true", help="contract decisions (C) FAIL, not WARN")
     run.add_argument(
         "--suite", action="append", default=None, metavar="NAME",
-        help=f"a suite family, repeatable: {', '.join(FAMILIES)} (default: all)",
+        help=f"a suite, repeatable: {', '.join(SUITES)} (default: all)",
     )  # fmt: skip
+    run.add_argument("--seed", type=int, default=None, help="the fuzz suite's seed (printed)")
+    run.add_argument(
+        "--max-examples", type=int, default=None, help="the fuzz suite's examples per operation"
+    )
     run.add_argument("--report-dir", default=None, help="where to write reports")
     run.add_argument("-v", "--verbose", action="store_true", help="pytest's per-test output")
 
@@ -80,11 +85,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def _families(selected: list[str] | None) -> list[str]:
     if not selected:
-        return list(FAMILIES)
+        return list(SUITES)
     names = [n for s in selected for n in s.split(",") if n]
-    unknown = [n for n in names if n not in FAMILIES]
+    unknown = [n for n in names if n not in SUITES]
     if unknown:
-        raise UsageError(f"unknown suite {unknown[0]!r}; choose from {', '.join(FAMILIES)}")
+        raise UsageError(f"unknown suite {unknown[0]!r}; choose from {', '.join(SUITES)}")
     return names
 
 
@@ -104,7 +109,12 @@ def run_command(args: argparse.Namespace) -> int:
             target = server.start()
             print(f"chatconform: no --base-url given; started the reference at {target.base_url}")
         preflight(target)
-        code = run_suites(target, families, args.strict, report_dir, args.verbose)
+        extra = []
+        if args.seed is not None:
+            extra += ["--fuzz-seed", str(args.seed)]
+        if args.max_examples is not None:
+            extra += ["--fuzz-max-examples", str(args.max_examples)]
+        code = run_suites(target, families, args.strict, report_dir, args.verbose, extra)
     except (TargetError, EmbeddedError) as exc:
         raise UsageError(str(exc)) from None
     finally:
@@ -139,7 +149,12 @@ def preflight(target: Target) -> None:
 
 
 def run_suites(
-    target: Target, families: list[str], strict: bool, report_dir: Path, verbose: bool
+    target: Target,
+    families: list[str],
+    strict: bool,
+    report_dir: Path,
+    verbose: bool,
+    extra: list[str] | None = None,
 ) -> int:
     import pytest
 
@@ -147,6 +162,9 @@ def run_suites(
 
     suites = resource("suites")
     files = [str(suites / f"test_{f}.py") for f in families]
+    files = [f for f in files if Path(f).exists()]
+    if not files:
+        raise UsageError(f"no suite file for {', '.join(families)} in {suites}")
     args = [*files, "-c", str(suites / "pytest.ini"), "--rootdir", str(suites)]
     args += ["-p", "no:cacheprovider", "--junitxml", str(report_dir / "junit.xml")]
     args += ["-o", "junit_suite_name=chatconform", "--tb=short", "-W", "ignore::DeprecationWarning"]
@@ -162,6 +180,7 @@ def run_suites(
         args.append("--strict-contract")
     if target.embedded:
         args.append("--embedded-target")
+    args += extra or []
     os.environ["CHATCONFORM_QUIET_SUMMARY"] = "1"
     return int(pytest.main(args))
 

@@ -83,6 +83,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--stream-timeout", dest="cc_stream_timeout", type=float, default=None)
     group.addoption("--max-body-mb", dest="cc_max_body_mb", type=float, default=None)
     group.addoption("--families", dest="cc_families", default=None)
+    group.addoption("--fuzz-seed", dest="cc_fuzz_seed", type=int, default=None)
+    group.addoption("--fuzz-max-examples", dest="cc_fuzz_max_examples", type=int, default=None)
     group.addoption("--embedded-target", dest="cc_embedded", action="store_true", default=False)
 
 
@@ -141,6 +143,20 @@ def target(request: pytest.FixtureRequest) -> Target:
 @pytest.fixture(scope="session")
 def strict(request: pytest.FixtureRequest) -> bool:
     return request.config.stash[STATE].strict
+
+
+@pytest.fixture(scope="session")
+def report_dir(request: pytest.FixtureRequest) -> Path:
+    return request.config.stash[STATE].report_dir
+
+
+@pytest.fixture(scope="session")
+def fuzz_options(request: pytest.FixtureRequest) -> dict[str, int | None]:
+    """--fuzz-seed and --fuzz-max-examples (None: the fuzz suite's defaults)."""
+    return {
+        "seed": request.config.getoption("cc_fuzz_seed"),
+        "max_examples": request.config.getoption("cc_fuzz_max_examples"),
+    }
 
 
 @pytest.fixture

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from chatconform.checks.common import finding, short
 from chatconform.record import Exchange
 from chatconform.verdicts import Finding
@@ -129,10 +131,19 @@ def is_completions(ex: Exchange) -> bool:
     return ex.url.split("?", 1)[0].endswith("/chat/completions")
 
 
+def asked_stream(ex: Exchange) -> bool:
+    """The request asked for an event stream (its reply's shape is SSE-1's business, not ENV-1's)."""
+    try:
+        body = json.loads(ex.request_body) if ex.request_body else None
+    except ValueError:
+        return False
+    return isinstance(body, dict) and body.get("stream") is True
+
+
 def every_response(ex: Exchange) -> list[Finding]:
     """The checks that hold for every response a test provokes (run by the plugin on each)."""
     out = no_server_error(ex) + problem(ex) + retry_after(ex)
-    if is_session_api(ex) and ex.stream is None:
+    if is_session_api(ex) and ex.stream is None and not asked_stream(ex):
         out += envelope(ex)
     if is_completions(ex):
         out += openai_error(ex)
@@ -148,7 +159,7 @@ def rules_applied(ex: Exchange) -> list[str]:
         applied.append("ERR-1")
     if ex.status == 429:
         applied.append("ERR-3")
-    if is_session_api(ex) and ex.stream is None and 200 <= ex.status < 300:
+    if is_session_api(ex) and ex.stream is None and not asked_stream(ex) and 200 <= ex.status < 300:
         applied.append("ENV-1")
     if is_completions(ex) and ex.status >= 400:
         applied.append("OAI-7")

@@ -190,7 +190,7 @@ def deltas_match(ex: Exchange, fs: list[tuple[Event, Any]], messages: list[Any])
     """MSG-5: a streamed reply's text equals its concatenated agent_message deltas."""
     texts: dict[Any, list[str]] = {}
     for e, data in fs:
-        if e.type == "agent_message" and isinstance(data, dict):
+        if is_delta(e, data) and isinstance(data, dict):
             p = data.get("payload")
             if isinstance(p, dict) and isinstance(p.get("delta"), str):
                 texts.setdefault(p.get("messageId"), []).append(p["delta"])
@@ -209,13 +209,21 @@ def deltas_match(ex: Exchange, fs: list[tuple[Event, Any]], messages: list[Any])
     return []
 
 
+def is_delta(e: Event, data: Any) -> bool:
+    """An agent_message frame, by its event name or, where that is wrong (SSE-3), by eventType."""
+    named = isinstance(data, dict) and data.get("eventType") == "agent_message"
+    return e.type == "agent_message" or named
+
+
 def content_deltas(ex: Exchange) -> list[Event]:
-    assert ex.stream is not None
-    return [e for e in ex.stream.events if e.type == "agent_message"]
+    return [e for e, data in frames(ex) if is_delta(e, data)]
 
 
 def flushed(ex: Exchange, min_spread_ms: float = 1.0) -> list[Finding]:
     """SSE-8: deltas arrive as produced: over several reads, spread in time, not in one burst."""
+    found = is_stream(ex)
+    if found:
+        return found
     deltas = content_deltas(ex)
     if len(deltas) < 2:
         return [finding("SSE-8", "a reply of at least 2 deltas to time", f"{len(deltas)}", ex)]

@@ -1,0 +1,60 @@
+"""Helpers for the self-tests: run the chatconform CLI as a user would, against a reference server."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from chatconform.embedded import EmbeddedServer
+
+CLI_TIMEOUT_S = 240
+
+
+@dataclass
+class CliRun:
+    code: int
+    stdout: str
+    stderr: str
+    report_dir: Path
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        return json.loads((self.report_dir / "summary.json").read_text(encoding="utf-8"))
+
+    def verdicts(self) -> dict[str, str]:
+        return {r["id"]: r["verdict"] for r in self.summary["rules"]}
+
+    def failed(self) -> set[str]:
+        return {rid for rid, v in self.verdicts().items() if v == "FAIL"}
+
+
+def chatconform(
+    *args: str, report_dir: Path, env: dict[str, str] | None = None, timeout: float = CLI_TIMEOUT_S
+) -> CliRun:
+    cmd = [sys.executable, "-m", "chatconform.cli", *args]
+    if "--report-dir" not in args and args and args[0] == "run":
+        cmd += ["--report-dir", str(report_dir)]
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWYTE_")}
+    full_env.update(env or {})
+    done = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=timeout, env=full_env, stdin=subprocess.DEVNULL
+    )
+    return CliRun(done.returncode, done.stdout, done.stderr, report_dir)
+
+
+@contextmanager
+def reference(*args: str) -> Iterator[EmbeddedServer]:
+    """A reference server started with `args`; yields it (its .credentials is the target file)."""
+    server = EmbeddedServer(list(args))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -1,0 +1,90 @@
+"""`chatconform run --strict` against the reference: every rule PASS; against each fault, its rule FAILS.
+
+The fault table is exact: each fault must fail its own rule and only the rules listed (a fault that
+breaks one thing the way real servers do may show up in a rule that depends on it, and that cascade is
+written down here, so that a check that starts firing where it should not is noticed too).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness import chatconform, reference
+
+# fault -> the rules it must FAIL under --strict (the first is the rule the fault breaks)
+FAULTS: dict[str, set[str]] = {
+    "no-terminal": {"SSE-5"},
+    "frame-after-done": {"SSE-5", "MSG-5"},  # the extra frame adds text to the message
+    "two-terminals": {"SSE-5"},
+    "wrong-content-type": {"SSE-1"},
+    "event-name-mismatch": {"SSE-3"},
+    "seq-gap": {"SSE-7"},
+    "no-final-blank-line": {"SSE-2", "SSE-5"},  # the undelimited done frame is never dispatched
+    "buffered": {"SSE-8"},
+    "history-missing-assistant": {"MSG-5", "MSG-6"},  # a reply-less turn is not well formed
+    "history-newest-first": {"MSG-4", "MSG-5", "MSG-6", "MSG-7"},
+    "ended-accepts": {"SES-6"},
+    "readonly-can-post": {"AUTH-2"},
+    "cross-tenant-read": {"AUTH-4"},
+    "publishable-accepted": {"AUTH-3"},
+    "plain-json-errors": {"ERR-1", "SSE-1"},  # SSE-1: errors before a stream are problem+json
+    "invalid-json-500": {"ERR-2", "ERR-4"},
+    "completion-no-done": {"OAI-4"},
+    "completion-event-lines": {"OAI-4"},
+    "unknown-model-404": {"OAI-2"},
+    "long-content-500": {"MSG-1", "ERR-2", "ERR-4"},
+    "nonstring-agent-500": {"ERR-2", "ERR-4"},
+    "missing-errors-array": {"ERR-2"},
+}
+
+VARIATIONS = ["crlf", "cr", "keepalive", "nospace", "split-data", "bom", "extra", "dribble"]
+
+
+def test_reference_passes_strict(tmp_path: Path) -> None:
+    run = chatconform("run", "--strict", report_dir=tmp_path)
+    assert run.code == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    verdicts = run.verdicts()
+    not_pass = {rid: v for rid, v in verdicts.items() if v != "PASS"}
+    assert not_pass == {}, run.summary
+    partial = {r["id"]: r["reason"] for r in run.summary["rules"] if r["reason"]}
+    assert partial == {}  # nothing only partly exercised (e.g. the Node SDK check skipped)
+    assert run.summary["strict"] is True
+    assert run.summary["target"]["embedded"] is True
+    assert (tmp_path / "junit.xml").exists()
+
+
+def test_fault_table_covers_every_fault() -> None:
+    from chatconform.reference.faults import FAULTS as SERVER_FAULTS
+
+    assert set(FAULTS) == set(SERVER_FAULTS)
+
+
+@pytest.mark.parametrize("fault", sorted(FAULTS))
+def test_fault_fails_its_rule(fault: str, tmp_path: Path) -> None:
+    with reference("--fault", fault) as server:
+        run = chatconform(
+            "run", "--strict", "--target-file", str(server.credentials), report_dir=tmp_path
+        )
+    assert run.code == 1, run.stdout[-3000:] + run.stderr[-2000:]
+    assert run.summary["verdict"] == "FAIL"
+    assert run.failed() == FAULTS[fault]
+    failing = [r for r in run.summary["rules"] if r["verdict"] == "FAIL"]
+    for r in failing:
+        assert r["findings"], r
+        for f in r["findings"]:
+            assert f["expected"]
+            assert f["got"]
+            assert f["reproduce"] is None or f["reproduce"].startswith("curl ")
+
+
+@pytest.mark.parametrize("variation", VARIATIONS)
+def test_legitimate_variation_passes(variation: str, tmp_path: Path) -> None:
+    with reference("--variation", variation) as server:
+        run = chatconform(
+            "run", "--strict", "--target-file", str(server.credentials), report_dir=tmp_path
+        )
+    assert run.code == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    assert run.failed() == set()
+    assert "WARN" not in run.verdicts().values()
