@@ -81,7 +81,8 @@ def test_streamed_equals_plain(api: Client, expect: Expect, agent_id: str) -> No
 
 @pytest.mark.rule("OAI-5")
 def test_python_sdk(api: Client, expect: Expect, agent_id: str, target: Target) -> None:
-    _, raw = completion(api.completion(request_body(agent_id)), agent_id)
+    found, raw = completion(api.completion(request_body(agent_id)), agent_id)
+    expect.check(found, fatal=raw is None)  # no SDK run against a target that fails raw HTTP
     result = sdk.run_python(target, request_body(agent_id))
     if result.error:
         got = target.redact(result.error)
@@ -95,7 +96,8 @@ def test_node_sdk(api: Client, expect: Expect, agent_id: str, target: Target) ->
     why_not = sdk.node_unavailable()
     if why_not:
         pytest.skip(why_not)
-    _, raw = completion(api.completion(request_body(agent_id)), agent_id)
+    found, raw = completion(api.completion(request_body(agent_id)), agent_id)
+    expect.check(found, fatal=raw is None)
     result = sdk.run_node(target, request_body(agent_id))
     if result.error:
         got = target.redact(result.error)

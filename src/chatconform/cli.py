@@ -36,6 +36,13 @@ def _add_target_options(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--stream-timeout", type=float, default=30.0, help="seconds per exchange or stream (30)"
     )
+    g.add_argument(
+        "--max-body-mb", type=float, default=8.0, help="byte cap per body or stream, MiB (8)"
+    )
+    g.add_argument(
+        "--run-timeout", type=float, default=600.0,
+        help="seconds for the whole run; later requests are not sent and fail (600)",
+    )  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,6 +70,16 @@ def build_parser() -> argparse.ArgumentParser:
     from chatconform.reference.cli import add_arguments
 
     add_arguments(serve)
+
+    load = sub.add_parser("load", help="measure streaming latency under load (Locust)")
+    from chatconform.load.cli import add_arguments as add_load_arguments
+
+    add_load_arguments(load)
+
+    report = sub.add_parser("report", help="summary.html/md, Allure HTML, matrix across targets")
+    from chatconform.report.cli import add_arguments as add_report_arguments
+
+    add_report_arguments(report)
     return parser
 
 
@@ -74,6 +91,14 @@ def main(argv: list[str] | None = None) -> int:
             from chatconform.reference.cli import serve
 
             return serve(args)
+        if args.command == "load":
+            from chatconform.load.cli import run as run_load
+
+            return run_load(args)
+        if args.command == "report":
+            from chatconform.report.cli import run as run_report
+
+            return run_report(args)
         return run_command(args)
     except UsageError as exc:
         print(f"chatconform: {exc}", file=sys.stderr)
@@ -97,7 +122,17 @@ def run_command(args: argparse.Namespace) -> int:
     from chatconform.embedded import EmbeddedError, EmbeddedServer, reference_args_from_env
 
     families = _families(args.suite)
-    limits = Limits(timeout=args.timeout, stream_timeout=args.stream_timeout)
+    for name in ("timeout", "stream_timeout", "run_timeout"):
+        if getattr(args, name) <= 0:
+            raise UsageError(f"--{name.replace('_', '-')} must be a positive number of seconds")
+    if args.max_body_mb <= 0:
+        raise UsageError("--max-body-mb must be a positive number")
+    limits = Limits(
+        args.timeout,
+        args.stream_timeout,
+        max_body_bytes=int(args.max_body_mb * 1024 * 1024),
+        run_timeout=args.run_timeout,
+    )
     report_dir = Path(args.report_dir or Path("reports") / time.strftime("%Y%m%d-%H%M%S"))
     explicit = {a: getattr(args, a) for a in TARGET_FIELDS}
     server: EmbeddedServer | None = None
@@ -108,7 +143,7 @@ def run_command(args: argparse.Namespace) -> int:
             server = EmbeddedServer(reference_args_from_env(), limits)
             target = server.start()
             print(f"chatconform: no --base-url given; started the reference at {target.base_url}")
-        preflight(target)
+        preflight(target, families)
         extra = []
         if args.seed is not None:
             extra += ["--fuzz-seed", str(args.seed)]
@@ -121,31 +156,53 @@ def run_command(args: argparse.Namespace) -> int:
         if server is not None:
             server.stop()
     summary_path = report_dir / "summary.json"
-    if code in (2, 3, 4) or not summary_path.exists():
-        raise UsageError(f"the suites did not run to the end (pytest exit {code})")
     if code == 5:
         raise UsageError("no test was collected for the selected suites")
+    if not summary_path.exists():
+        raise UsageError(f"the suites did not run to the end (pytest exit {code})")
+    from chatconform.report import write_run_reports
+
+    write_run_reports(report_dir)
     summary = json.loads(summary_path.read_text(encoding="utf-8"))
     print_summary(summary, report_dir, time.monotonic() - started)
+    if summary.get("interrupted"):
+        print("chatconform: interrupted; the summary holds what finished", file=sys.stderr)
+        return 130
+    if code in (3, 4):
+        raise UsageError(f"pytest stopped with an internal or usage error (exit {code})")
     return EXIT_FAIL if summary["verdict"] == "FAIL" else EXIT_OK
 
 
-def preflight(target: Target) -> None:
-    """One bounded request before the suites: say plainly when the target cannot be used."""
+def preflight(target: Target, families: list[str]) -> None:
+    """A few bounded requests before the suites: say plainly when the target cannot be used."""
     from chatconform.client import Client
     from chatconform.plugin import unknown_id
 
-    with Client(target) as client:
-        ex = client.get_session(unknown_id())
-    if ex.status is None:
-        raise UsageError(f"cannot reach the target {target.base_url}: {ex.error}")
-    if ex.status == 401 and target.api_key:
-        raise UsageError(
-            f"the target {target.base_url} refused the API key (401): check --api-key / "
-            "FLOWYTE_API_KEY"
-        )
     if target.api_key is None:
-        raise UsageError("no API key: give --api-key or FLOWYTE_API_KEY")
+        raise UsageError("no API key: give --api-key or FLOWYTE_API_KEY (or --target-file)")
+    with Client(target) as client:
+        plan = []
+        if set(families) - {"completions"}:
+            plan.append(lambda: client.get_session(unknown_id()))
+            plan.append(lambda: client.request("POST", "/chat/sessions", json_body={}))
+        if "completions" in families or "fuzz" in families:
+            plan.append(lambda: client.request("POST", "/chat/completions", json_body={}))
+        probes = [plan[0]()]
+        if not probes[0].timed_out:  # a target that hangs costs one timeout here, not three
+            probes += [probe() for probe in plan[1:]]
+    first = probes[0]
+    if first.status is None and not first.timed_out:
+        raise UsageError(f"cannot reach the target {target.base_url}: {first.error}")
+    if all(p.status == 401 for p in probes):
+        raise UsageError(
+            f"the target {target.base_url} refused the API key on every probe (401): check "
+            "--api-key / FLOWYTE_API_KEY"
+        )
+    if all(p.status == 404 for p in probes):
+        raise UsageError(
+            f"every probe of {target.base_url} got 404: is the base URL right? It names the API "
+            "root, e.g. http://127.0.0.1:8080/api/v1"
+        )
 
 
 def run_suites(
@@ -172,6 +229,8 @@ def run_suites(
     args += ["--report-dir", str(report_dir), "--families", ",".join(families)]
     args += ["--timeout", str(target.limits.timeout)]
     args += ["--stream-timeout", str(target.limits.stream_timeout)]
+    args += ["--run-timeout", str(target.limits.run_timeout)]
+    args += ["--max-body-mb", str(target.limits.max_body_bytes / (1024 * 1024))]
     for attr in TARGET_FIELDS:
         value = getattr(target, attr)
         if value:
@@ -181,6 +240,9 @@ def run_suites(
     if target.embedded:
         args.append("--embedded-target")
     args += extra or []
+    from chatconform.report import pytest_args as allure_args
+
+    args += allure_args(report_dir)
     os.environ["CHATCONFORM_QUIET_SUMMARY"] = "1"
     return int(pytest.main(args))
 

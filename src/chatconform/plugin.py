@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from chatconform.budget import Budget
 from chatconform.checks.errors import every_response, rules_applied
 from chatconform.client import Client
 from chatconform.embedded import EmbeddedError, EmbeddedServer, reference_args_from_env
@@ -40,6 +41,8 @@ class RunState:
     limits: Limits
     families: list[str] | None
     target: Target | None = None
+    budget: Budget | None = None
+    interrupted: bool = False
     server: EmbeddedServer | None = None
     findings: list[Finding] = field(default_factory=list)
     exercised: dict[str, list[str]] = field(default_factory=dict)
@@ -49,6 +52,7 @@ class RunState:
 
 
 STATE = pytest.StashKey[RunState]()
+_STATES: list[RunState] = []  # pytest_keyboard_interrupt is not given the config
 EXPECT = pytest.StashKey["Expect"]()
 LOG = pytest.StashKey[list[Exchange]]()
 
@@ -82,6 +86,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--timeout", dest="cc_timeout", type=float, default=None)
     group.addoption("--stream-timeout", dest="cc_stream_timeout", type=float, default=None)
     group.addoption("--max-body-mb", dest="cc_max_body_mb", type=float, default=None)
+    group.addoption("--run-timeout", dest="cc_run_timeout", type=float, default=None)
     group.addoption("--families", dest="cc_families", default=None)
     group.addoption("--fuzz-seed", dest="cc_fuzz_seed", type=int, default=None)
     group.addoption("--fuzz-max-examples", dest="cc_fuzz_max_examples", type=int, default=None)
@@ -96,18 +101,25 @@ def pytest_configure(config: pytest.Config) -> None:
         limits.timeout = config.getoption("cc_timeout")
     if config.getoption("cc_stream_timeout"):
         limits.stream_timeout = config.getoption("cc_stream_timeout")
+    if config.getoption("cc_run_timeout"):
+        limits.run_timeout = config.getoption("cc_run_timeout")
     if config.getoption("cc_max_body_mb"):
         limits.max_body_bytes = int(config.getoption("cc_max_body_mb") * 1024 * 1024)
     report_dir = config.getoption("cc_report_dir") or os.path.join(
         "reports", dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     )
     fams = config.getoption("cc_families")
-    config.stash[STATE] = RunState(
+    config.stash[STATE] = state = RunState(
         strict=bool(config.getoption("cc_strict")),
         report_dir=Path(report_dir),
         limits=limits,
         families=fams.split(",") if fams else None,
     )
+    _STATES.append(state)
+    # allure (chatconform.report.allure_results): with --alluredir, label/attach/grade each result
+    from chatconform.report.allure_results import install as install_allure
+
+    install_allure(config, state)
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -123,10 +135,18 @@ def pytest_sessionstart(session: pytest.Session) -> None:
             state.target = state.server.start()
     except (TargetError, EmbeddedError) as exc:
         pytest.exit(str(exc), returncode=2)
+    state.budget = Budget(state.limits)
+
+
+def pytest_keyboard_interrupt(excinfo: Any) -> None:
+    for state in _STATES:
+        state.interrupted = True
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     state = config.stash.get(STATE, None)
+    if state is not None and state in _STATES:
+        _STATES.remove(state)
     if state is not None and state.server is not None:
         state.server.stop()
         state.server = None
@@ -143,6 +163,12 @@ def target(request: pytest.FixtureRequest) -> Target:
 @pytest.fixture(scope="session")
 def strict(request: pytest.FixtureRequest) -> bool:
     return request.config.stash[STATE].strict
+
+
+@pytest.fixture(scope="session")
+def budget(request: pytest.FixtureRequest) -> Budget | None:
+    """The run-wide bounds (deadline, breaker) that every client of the run shares."""
+    return request.config.stash[STATE].budget
 
 
 @pytest.fixture(scope="session")
@@ -168,7 +194,7 @@ def expect(request: pytest.FixtureRequest) -> Expect:
 @pytest.fixture
 def api(request: pytest.FixtureRequest, target: Target) -> Iterator[Client]:
     log = request.node.stash.setdefault(LOG, [])
-    with Client(target, log) as client:
+    with Client(target, log, request.config.stash[STATE].budget) as client:
         yield client
 
 
@@ -228,6 +254,14 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             f.reproduce = log[-1].curl(target)
         f.exchange = None
     state.findings.extend(found)
+    completed = call.when == "call" and call.excinfo is None
+    if not completed:
+        # a test stopped early proves nothing about the rules it did not get to
+        cause = found[0] if found else None
+        why = f"{cause.rule}: {cause.message}" if cause else "an error"
+        for rid in set(declared) - {f.rule for f in found}:
+            applied.discard(rid)
+            state.skipped.setdefault(rid, f"not reached: {item.name} stopped on {why}"[:300])
     for rid in applied:
         state.exercised.setdefault(rid, []).append(item.nodeid)
     failing = [f for f in found if f.grade(state.strict) == "FAIL"]
@@ -240,9 +274,13 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         if target is not None:
             text = target.redact(text)
         report.longrepr = text
-    elif report.failed and call.excinfo is not None and call.excinfo.errisinstance(Fatal):
+    elif (
+        call.when == "call"
+        and report.failed
+        and call.excinfo is not None
+        and call.excinfo.errisinstance(Fatal)
+    ):
         report.outcome = "passed"  # only WARN-graded findings stopped it
-        report.longrepr = None
 
 
 def _skip_reason(report: pytest.TestReport) -> str:
@@ -290,6 +328,13 @@ def summary_dict(state: RunState) -> dict[str, Any]:
         "counts": counts(state.verdicts),
         "families": state.families or list(FAMILIES),
         "harnessErrors": state.harness_errors,
+        "interrupted": state.interrupted,
+        "limits": {
+            "timeoutS": state.limits.timeout,
+            "streamTimeoutS": state.limits.stream_timeout,
+            "runTimeoutS": state.limits.run_timeout,
+            "maxBodyBytes": state.limits.max_body_bytes,
+        },
         "rules": [v.to_json() for v in state.verdicts],
     }
 

@@ -60,6 +60,7 @@ class Exchange:
     body: bytes = b""
     stream: StreamRecord | None = None
     error: str | None = None  # transport failure, timeout or cap, said plainly
+    timed_out: bool = False  # no byte in time, or the exchange outlived its deadline
     t_start_ns: int = field(default_factory=time.perf_counter_ns)
     t_headers_ns: int | None = None
     t_end_ns: int | None = None
@@ -91,6 +92,11 @@ class Exchange:
         text = f"{self.status} {self.headers.get('content-type', '(no content-type)')}"
         if self.stream is not None:
             text += f", {len(self.stream.events)} events, stream ended by {self.stream.ended_by}"
+            violations = self.stream.parser.violations
+            if violations:
+                text += f"; {violations[0]}"
+                if len(violations) > 1:
+                    text += f" (+{len(violations) - 1} more)"
         elif self.body:
             text += f", body {excerpt(self.body)}"
         if self.error:

@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import subprocess
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,18 @@ class SdkResult:
 
 
 def run_python(target: Target, body: dict[str, Any]) -> SdkResult:
+    """The Python SDK in a daemon thread, bounded as a whole (the SDK bounds each read only)."""
+    limit = target.limits.stream_timeout * 2 + 5
+    box: list[SdkResult] = []
+    worker = threading.Thread(target=lambda: box.append(_run_python(target, body)), daemon=True)
+    worker.start()
+    worker.join(limit)
+    if not box:
+        return SdkResult(error=f"the openai Python SDK did not finish in {limit:g} s")
+    return box[0]
+
+
+def _run_python(target: Target, body: dict[str, Any]) -> SdkResult:
     import openai
 
     lim = target.limits

@@ -34,6 +34,8 @@ class Limits:
     timeout: float = 10.0
     stream_timeout: float = 30.0
     max_body_bytes: int = 8 * 1024 * 1024
+    run_timeout: float = 600.0  # the whole run: later requests are not sent
+    max_consecutive_timeouts: int = 3  # then the target is taken as not answering
 
 
 @dataclass(slots=True)

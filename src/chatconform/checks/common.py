@@ -66,3 +66,8 @@ def schema_findings(
     if len(errors) > 1:
         got += f" (+{len(errors) - 1} more)"
     return [finding(rule, f"{where} to be a valid {schema}", short(got, 400), ex, level)]
+
+
+def key_of(value: Any) -> str:
+    """A hashable, comparable key for any JSON value (ids are opaque and may be anything)."""
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)

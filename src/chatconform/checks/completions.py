@@ -109,6 +109,9 @@ def completion_stream(ex: Exchange, model: str) -> tuple[list[Finding], str | No
                 if choice.get("finish_reason") != "stop":
                     got = f"{where}: finish_reason {choice.get('finish_reason')!r}"
                     out.append(finding("OAI-4", 'finish_reason "stop"', got, ex, "C"))
+    if not body and done_at:
+        got = "data: [DONE] with no chunk before it"
+        out.append(finding("OAI-4", "chat.completion.chunk frames before [DONE]", got, ex))
     if body and len(finishes) != 1:
         got = f"{len(finishes)} chunks with a finish_reason"
         out.append(finding("OAI-4", "exactly one chunk with a finish_reason", got, ex, "C"))

@@ -97,8 +97,13 @@ def retry_after(ex: Exchange) -> list[Finding]:
 
 def envelope(ex: Exchange) -> list[Finding]:
     """ENV-1: a 2xx JSON response of the session API is {"success": true, "data": ...}."""
-    if ex.status is None or not 200 <= ex.status < 300 or ex.media_type != "application/json":
+    if ex.status is None or not 200 <= ex.status < 300 or ex.status == 204:
         return []
+    if ex.stream is not None or ex.media_type == "text/event-stream":
+        return []  # a stream's shape is SSE-1's business
+    if ex.media_type != "application/json":
+        got = f"Content-Type {ex.headers.get('content-type', '(none)')!r}"
+        return [finding("ENV-1", "an application/json envelope", got, ex)]
     body = ex.json()
     if not isinstance(body, dict) or body.get("success") is not True or "data" not in body:
         return [finding("ENV-1", '{"success": true, "data": …}', short(body) or ex.describe(), ex)]

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
-from chatconform.checks.common import data_of, expect_status, finding, schema_findings, short
+from chatconform.checks.common import (
+    data_of,
+    expect_status,
+    finding,
+    key_of,
+    schema_findings,
+    short,
+)
 from chatconform.record import Exchange
 from chatconform.verdicts import Finding
 
@@ -93,24 +101,33 @@ def page(ex: Exchange, limit: int | None) -> tuple[list[Finding], list[dict[str,
 def ordered_once(history: list[dict[str, Any]], ex: Exchange | None) -> list[Finding]:
     """MSG-4: oldest first, every message exactly once."""
     out: list[Finding] = []
-    ids = [m.get("id") for m in history]
-    dupes = sorted({i for i in ids if ids.count(i) > 1}, key=str)
+    ids = [key_of(m.get("id")) for m in history]
+    dupes = sorted({i for i in ids if ids.count(i) > 1})
     if dupes:
-        got = f"{len(dupes)} id(s) repeated, e.g. {dupes[0]!r}"
+        got = f"{len(dupes)} id(s) repeated, e.g. {dupes[0]}"
         out.append(finding("MSG-4", "every message exactly once", got, ex, "C"))
-    stamps = [m.get("createdAt") for m in history]
+    stamps = [parse_time(m.get("createdAt")) for m in history]
     for i in range(1, len(stamps)):
         a, b = stamps[i - 1], stamps[i]
-        if isinstance(a, str) and isinstance(b, str) and _ts(b) < _ts(a):
-            got = f"messages[{i}] createdAt {b} before messages[{i - 1}] {a}"
+        if a is not None and b is not None and b < a:
+            got = (
+                f"messages[{i}] createdAt {history[i].get('createdAt')} before "
+                f"messages[{i - 1}] {history[i - 1].get('createdAt')}"
+            )
             out.append(finding("MSG-4", "oldest first", got, ex, "C"))
             break
     return out
 
 
-def _ts(value: str) -> str:
-    """RFC 3339 stamps of one server compare as text once normalised to 'Z'."""
-    return value.replace("+00:00", "Z")
+def parse_time(value: Any) -> dt.datetime | None:
+    """An RFC 3339 date-time as an aware datetime (None when it is not one: MSG-3 says so)."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(value.replace("z", "Z"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else None
 
 
 def same_transcript(
@@ -148,8 +165,8 @@ def well_formed(
     history: list[dict[str, Any]], rule: str, ex: Exchange | None, allow_absent_reply: bool
 ) -> list[Finding]:
     """MSG-6/MSG-7: each user message is followed by its complete reply (or, if allowed, none)."""
-    ids = [m.get("id") for m in history]
-    if len(set(map(str, ids))) != len(ids):
+    ids = [key_of(m.get("id")) for m in history]
+    if len(set(ids)) != len(ids):
         return [finding(rule, "no duplicated message", f"ids {ids}", ex)]
     turns: list[list[dict[str, Any]]] = []
     for m in history:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from chatconform.checks.common import finding, schema_findings, short
+from chatconform.checks.common import finding, key_of, schema_findings, short
 from chatconform.checks.history import assembled
 from chatconform.record import Exchange
 from chatconform.sse import Event
@@ -139,7 +139,7 @@ def order(ex: Exchange, fs: list[tuple[Event, Any]], session_id: str) -> list[Fi
     out: list[Finding] = []
     expected_seq = 1
     last_ts: int | None = None
-    seen_ids: set[Any] = set()
+    seen_ids: set[str] = set()
     for n, (e, data) in enumerate(fs):
         if not isinstance(data, dict) or (e.type in TERMINAL and "seq" not in data):
             continue
@@ -158,9 +158,9 @@ def order(ex: Exchange, fs: list[tuple[Event, Any]], session_id: str) -> list[Fi
             got = f"conversationId {data['conversationId']!r}"
             out.append(finding("SSE-7", f"{where}: conversationId {session_id!r}", got, ex))
             break
-        fid = data.get("id")
+        fid = key_of(data.get("id"))
         if fid in seen_ids:
-            out.append(finding("SSE-7", f"{where}: a unique id", f"id {fid!r} repeated", ex))
+            out.append(finding("SSE-7", f"{where}: a unique id", f"id {fid} repeated", ex))
             break
         seen_ids.add(fid)
     return out
@@ -175,8 +175,13 @@ def terminal_data(
         return []
     e, data = terminal
     if e.type == "error":
-        if not isinstance(data, dict) or not isinstance(data.get("status"), int):
-            return [finding("SSE-6", "error data: a problem object", short(e.data), ex)]
+        status = data.get("status") if isinstance(data, dict) else None
+        fields_ok = isinstance(data, dict) and all(
+            isinstance(data.get(k), str) and data.get(k) for k in ("title", "detail", "code")
+        )
+        if not (isinstance(status, int) and 400 <= status <= 599 and fields_ok):
+            want = "error data: a problem object (status ≥ 400, title, detail, code)"
+            return [finding("SSE-6", want, short(e.data), ex)]
         return []
     messages = data.get("messages") if isinstance(data, dict) else None
     if not isinstance(messages, list) or not messages:
@@ -188,21 +193,21 @@ def terminal_data(
 
 def deltas_match(ex: Exchange, fs: list[tuple[Event, Any]], messages: list[Any]) -> list[Finding]:
     """MSG-5: a streamed reply's text equals its concatenated agent_message deltas."""
-    texts: dict[Any, list[str]] = {}
+    texts: dict[str, list[str]] = {}
     for e, data in fs:
         if is_delta(e, data) and isinstance(data, dict):
             p = data.get("payload")
             if isinstance(p, dict) and isinstance(p.get("delta"), str):
-                texts.setdefault(p.get("messageId"), []).append(p["delta"])
+                texts.setdefault(key_of(p.get("messageId")), []).append(p["delta"])
     final = messages[-1] if isinstance(messages[-1], dict) else {}
-    streamed = "".join(texts.get(final.get("id"), []))
+    streamed = "".join(texts.get(key_of(final.get("id")), []))
     if streamed != final.get("content"):
         return [
             finding(
                 "MSG-5",
                 f"the deltas of message {final.get('id')!r} to concatenate to its content "
                 f"{short(final.get('content'), 120)!r}",
-                f"{short(streamed, 120)!r} from {len(texts.get(final.get('id'), []))} deltas",
+                f"{short(streamed, 120)!r} from {len(texts.get(key_of(final.get('id')), []))} deltas",
                 ex,
             )
         ]

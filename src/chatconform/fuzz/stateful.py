@@ -1,0 +1,238 @@
+"""Stateful fuzzing through the spec's links, with a model of the sessions it created.
+
+`schema.as_state_machine()` builds a Hypothesis state machine from the links (create session ->
+get / list / post / end; post -> get / list). `step` is overridden to send through chatconform's
+bounded client, run the stateless checks on every response, and add:
+
+- SES-4: a session just created is gettable at once, with the same fields;
+- MSG-5: listing a session's messages gives exactly what its posts returned, in order (plain
+  and streamed posts; a streamed post's messages are those of its `done` frame);
+- SES-6: a session the sequence ended refuses posts with 409 `session_ended`;
+- AUTH-4 (SES-3 for creation): every request on a session of ours is replayed with the other
+  organization's key, and never succeeds (404 expected).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import hypothesis
+from hypothesis import HealthCheck, Phase
+from hypothesis.stateful import run_state_machine_as_test
+from schemathesis import Case
+from schemathesis.generation.stateful.state_machine import StepInput, StepOutput
+
+from chatconform.checks.common import data_of, expect_problem_code, finding, short
+from chatconform.checks.sessions import same_session
+from chatconform.checks.streaming import frames
+from chatconform.fuzz import contract
+from chatconform.fuzz.runner import Fuzzer, OperationStats, Unsendable, operation_id
+from chatconform.fuzz.streams import session_id_of
+from chatconform.record import Exchange
+from chatconform.verdicts import Finding
+
+LABEL = "Stateful tests"
+
+
+@dataclass
+class SessionModel:
+    session: dict[str, Any]
+    ended: bool = False
+    history: list[dict[str, Any]] = field(default_factory=list)
+    # the history can no longer be predicted (a post whose outcome is unknown)
+    unknown: bool = False
+
+
+class _Stop(Exception):
+    """The target stopped answering: end the stateful run."""
+
+
+def returned_messages(ex: Exchange) -> list[dict[str, Any]] | None:
+    """The messages one post returned: `data.messages`, or the `done` frame's `messages`."""
+    if ex.stream is not None:
+        done = [d for e, d in frames(ex) if e.type == "done"]
+        data = done[0] if done else None
+    else:
+        data = data_of(ex)
+    messages = data.get("messages") if isinstance(data, dict) else None
+    if isinstance(messages, list) and all(isinstance(m, dict) for m in messages):
+        return messages
+    return None
+
+
+def _brief(messages: list[dict[str, Any]]) -> list[tuple[Any, Any, Any]]:
+    return [(m.get("id"), m.get("role"), m.get("content")) for m in messages]
+
+
+def _is_positive(case: Case) -> bool:
+    return case.meta is None or case.meta.generation.mode.value == "positive"
+
+
+class Stateful:
+    """Runs the link-driven state machine for one Fuzzer."""
+
+    def __init__(self, fuzzer: Fuzzer, tenancy: bool = False, label: str = LABEL) -> None:
+        self.fuzzer = fuzzer
+        self.model: dict[str, SessionModel] = {}
+        self.label = label
+        self.stats = fuzzer.stats.setdefault(label, OperationStats(label))
+        self.other_key = fuzzer.target.other_tenant_key if tenancy else None
+
+    def report(self, f: Finding, *what: str) -> None:
+        self.fuzzer.report(f, (self.label, *what))
+
+    # -- one step ---------------------------------------------------------------------------
+    def step(self, case: Case) -> StepOutput:
+        fz = self.fuzzer
+        op_id = operation_id(case.operation)
+        self.stats.cases[f"stateful/{op_id}"] += 1
+        if contract.substitute_agent(op_id, case.body, fz.target.agent_id):
+            case.body = case.body
+        try:
+            ex = fz.send(case)
+        except Unsendable:
+            self.stats.unsendable += 1
+            raise hypothesis.reject() from None
+        self.stats.sent += 1
+        response = fz.check(case, ex, "stateful")
+        if response is None:
+            raise _Stop(ex.error or "no response")
+        self.model_checks(case, op_id, ex)
+        if self.other_key:
+            self.tenancy(case, op_id, ex)
+        return StepOutput(response, case)
+
+    def model_checks(self, case: Case, op_id: str, ex: Exchange) -> None:
+        fz = self.fuzzer
+        if op_id == "createSession":
+            data = data_of(ex)
+            if ex.status == 201 and isinstance(data, dict) and isinstance(data.get("id"), str):
+                sid = data["id"]
+                self.model[sid] = SessionModel(data)
+                got = fz.client.get_session(sid)
+                for f in same_session(got, data, "SES-4"):
+                    f.expected = f"the session just created to be gettable: {f.expected}"
+                    self.report(f, "gettable")
+            return
+        sid = session_id_of(ex.url) if op_id != "getSession" else ex.url.rsplit("/", 1)[-1]
+        sid = sid.split("?", 1)[0]
+        model = self.model.get(sid)
+        if model is None:
+            return
+        if op_id == "postMessage":
+            self.after_post(case, ex, model)
+        elif op_id == "endSession" and ex.status == 200:
+            model.ended = True
+        elif op_id == "listMessages" and ex.status == 200 and not model.unknown:
+            self.after_list(ex, model)
+        elif op_id == "getSession" and ex.status == 200:
+            data = data_of(ex)
+            status = data.get("status") if isinstance(data, dict) else None
+            want = "ended" if model.ended else "active"
+            if status != want:
+                rule = "SES-5" if model.ended else "SES-4"
+                self.report(finding(rule, f'status "{want}"', f"status {status!r}", ex), "status")
+
+    def after_post(self, case: Case, ex: Exchange, model: SessionModel) -> None:
+        succeeded = ex.status is not None and 200 <= ex.status < 300
+        if model.ended and (succeeded or _is_positive(case)):
+            for f in expect_problem_code(ex, "SES-6", 409, "session_ended"):
+                f.expected = f"a post to an ended session refused: {f.expected}"
+                self.report(f, "ended-post")
+        if ex.status != 200:
+            return
+        messages = returned_messages(ex)
+        if messages is None:
+            model.unknown = True  # the stream/shape checks report why
+            return
+        model.history.extend(messages)
+
+    def after_list(self, ex: Exchange, model: SessionModel) -> None:
+        body = ex.json()
+        page = data_of(ex)
+        if not isinstance(page, list) or "cursor=" in ex.url:
+            return
+        pagination = body.get("pagination") if isinstance(body, dict) else None
+        complete = isinstance(pagination, dict) and pagination.get("nextCursor") is None
+        want = _brief(model.history)
+        got = _brief([m for m in page if isinstance(m, dict)])
+        if (complete and got != want) or (not complete and got != want[: len(got)]):
+            self.report(
+                finding(
+                    "MSG-5",
+                    f"the history to be the {len(want)} messages the posts returned "
+                    f"{short(want, 300)}",
+                    f"{len(got)} messages {short(got, 300)}",
+                    ex,
+                ),
+                "history",
+            )
+            model.unknown = True
+
+    def tenancy(self, case: Case, op_id: str, ex: Exchange) -> None:
+        """Replay the request with the other organization's key: it must never succeed."""
+        fz = self.fuzzer
+        if op_id == "createChatCompletion":
+            return
+        if op_id != "createSession":
+            sid = session_id_of(ex.url) if op_id != "getSession" else ex.url.rsplit("/", 1)[-1]
+            if sid.split("?", 1)[0] not in self.model:
+                return
+        assert self.other_key is not None
+        try:
+            other = fz.send(case, key=self.other_key)
+        except Unsendable:
+            return
+        fz.check(case, other, "stateful")
+        if other.status is None:
+            return
+        if 200 <= other.status < 300:
+            rule = "AUTH-4"
+            expected = "another organization's key never to reach this organization's sessions"
+            if op_id == "createSession":
+                expected = "another organization's key never to create a session for this agent"
+            self.report(finding(rule, expected, other.describe(), other), "tenancy", op_id)
+            return
+        if not _is_positive(case) or other.status in (400, 401, 429):
+            return
+        if op_id == "createSession":
+            for f in expect_problem_code(other, "SES-3", 404, "agent_not_found"):
+                f.expected = f"another organization's agent: {f.expected}"
+                self.report(f, "tenancy-create")
+        elif other.status != 404:
+            got = f"HTTP {other.status} for another organization's session"
+            self.report(finding("AUTH-4", "HTTP 404", got, other, "C"), "tenancy-status", op_id)
+
+    # -- the run ----------------------------------------------------------------------------
+    def run(self) -> None:
+        import time
+
+        started = time.monotonic()
+        base = self.fuzzer.schema.as_state_machine()
+        runner = self
+
+        class Machine(base):  # type: ignore[misc,valid-type]
+            def step(self, input: StepInput) -> StepOutput:
+                return runner.step(input.case)
+
+        Machine.rule_order_seed = self.fuzzer.settings.seed
+        Machine._hypothesis_internal_use_seed = self.fuzzer.settings.seed  # type: ignore[attr-defined]
+        settings = hypothesis.settings(
+            max_examples=self.fuzzer.settings.stateful_scenarios,
+            stateful_step_count=self.fuzzer.settings.stateful_steps,
+            deadline=None,
+            database=None,
+            derandomize=False,
+            phases=[Phase.generate],
+            suppress_health_check=list(HealthCheck),
+            print_blob=False,
+        )
+        try:
+            run_state_machine_as_test(Machine, settings=settings)
+        except _Stop as exc:
+            self.report(
+                Finding("ERR-4", "the target to keep answering", f"stateful run stopped: {exc}"),
+                "stopped",
+            )
+        self.stats.seconds += time.monotonic() - started

@@ -1,0 +1,157 @@
+"""SSE-aware checks for Schemathesis, on chatconform's own parser and stream checks.
+
+Schemathesis validates each event of a `text/event-stream` response against the spec's `itemSchema`,
+but neither termination nor order. These checks add them for every streamed response, through the
+project's one SSE parser (`chatconform.sse`, via `record.StreamRecord`) and its checks
+(`checks.streaming.session_stream`, `checks.completions.completion_stream`):
+
+- postMessage streams: SSE-1 .. SSE-7 (termination SSE-5, frame shape SSE-3, order SSE-7, ...);
+- /chat/completions streams: OAI-4 (`data: [DONE]` last and nothing after it, chunk shape, ...).
+
+In the fuzz suite the checks read the Exchange that chatconform's bounded client recorded (real
+arrival times; a stream cut by the time or byte bound says so). Under `schemathesis run` (the CLI
+hooks) they rebuild the stream from the body Schemathesis buffered, which Schemathesis itself cuts at
+`request-timeout` / `max-stream-events` (`schemathesis.toml`).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from schemathesis import Case, CheckContext, Response
+from schemathesis.core.failures import Failure, Severity
+
+from chatconform.checks.completions import completion_stream
+from chatconform.checks.streaming import session_stream
+from chatconform.record import Exchange, StreamRecord
+from chatconform.verdicts import Finding
+
+SSE_MEDIA_TYPE = "text/event-stream"
+
+#: Exchanges recorded by chatconform's client, by the id of the Schemathesis Response made from them.
+_BOUND: dict[int, Exchange] = {}
+
+
+class ContractViolation(Failure):
+    """A chatconform check found a contract rule broken in a streamed response."""
+
+    code = "ST901"
+    checks = ("chatconform_event_stream",)
+    kind_title = "Event stream breaks the contract"
+    __slots__ = ("findings",)
+
+    def __init__(self, *, operation: str | None, findings: list[Finding]) -> None:
+        lines = [f"{f.rule}: expected {f.expected}; got {f.got}" for f in findings]
+        rules = ", ".join(sorted({f.rule for f in findings}))
+        super().__init__(
+            operation=operation,
+            title=f"Event stream breaks {rules}",
+            message="\n".join(lines),
+            severity=Severity.HIGH,
+        )
+        self.findings = findings
+
+    @property
+    def _unique_key(self) -> str:
+        return ",".join(sorted({f.rule for f in self.findings}))
+
+
+def bind(response: Response, exchange: Exchange) -> None:
+    """Let the stream checks read `exchange` (what chatconform's client saw) for `response`."""
+    _BOUND[id(response)] = exchange
+
+
+def unbind(response: Response) -> None:
+    _BOUND.pop(id(response), None)
+
+
+def request_json(ex: Exchange) -> Any:
+    try:
+        return json.loads(ex.request_body) if ex.request_body else None
+    except ValueError:
+        return None
+
+
+def asked_stream(ex: Exchange) -> bool:
+    body = request_json(ex)
+    return isinstance(body, dict) and body.get("stream") is True
+
+
+def session_id_of(url: str) -> str:
+    """The `{sessionId}` of a `/chat/sessions/{sessionId}/messages` URL."""
+    path = urlsplit(url).path
+    parts = path.rstrip("/").split("/")
+    return unquote(parts[-2]) if len(parts) >= 2 else ""
+
+
+def stream_findings(ex: Exchange, operation_id: str) -> list[Finding]:
+    """The stream rules one response can break, when it is (or was asked to be) an event stream.
+
+    Only 200s are streams; errors found before the stream starts are problem+json (SSE-1).
+    """
+    if ex.status != 200:
+        return []
+    streamed = ex.media_type == SSE_MEDIA_TYPE
+    if not streamed and not asked_stream(ex):
+        return []
+    body = request_json(ex)
+    if operation_id == "postMessage":
+        content = body.get("content") if isinstance(body, dict) else None
+        return session_stream(
+            ex, session_id_of(ex.url), content if isinstance(content, str) else ""
+        )
+    if operation_id == "createChatCompletion":
+        model = body.get("model") if isinstance(body, dict) else None
+        found, _ = completion_stream(ex, model if isinstance(model, str) else "")
+        # the model echo is OAI-3's business, and a fuzzed request may name any model
+        return [f for f in found if "model" not in f.expected]
+    return []
+
+
+def exchange_from_response(response: Response) -> Exchange:
+    """An Exchange rebuilt from what Schemathesis buffered, its stream parsed by chatconform's parser."""
+    request = response.request
+    body = request.body
+    if isinstance(body, str):
+        body = body.encode("utf-8")
+    ex = Exchange(
+        method=str(request.method),
+        url=str(request.url),
+        request_headers={k: str(v) for k, v in request.headers.items()},
+        request_body=body,
+    )
+    ex.status = response.status_code
+    ex.headers = {k.lower(): ", ".join(v) for k, v in response.headers.items()}
+    ex.t_headers_ns = ex.t_end_ns = time.perf_counter_ns()
+    if ex.media_type == SSE_MEDIA_TYPE:
+        rec = ex.stream = StreamRecord()
+        rec.feed(response.content, ex.t_headers_ns)
+        cut = bool(getattr(response, "stream_cut_short", False))
+        rec.close("timeout" if cut else "eof")
+        if cut:
+            ex.error = (
+                "Schemathesis stopped reading the stream (request-timeout or max-stream-events)"
+            )
+    ex.body = response.content
+    return ex
+
+
+def chatconform_event_stream(ctx: CheckContext, response: Response, case: Case) -> bool | None:
+    """Schemathesis check: termination (SSE-5, OAI-4), frame shape (SSE-3), order (SSE-7), ...
+
+    Registered with `@schemathesis.check` by `chatconform.fuzz.hooks` for `schemathesis run`, and
+    passed to `case.validate_response()` by the fuzz suite.
+    """
+    operation_id = case.operation.definition.raw.get("operationId", "")
+    ex = _BOUND.get(id(response)) or exchange_from_response(response)
+    found = stream_findings(ex, operation_id)
+    if found:
+        raise ContractViolation(operation=case.operation.label, findings=found)
+    return None
+
+
+#: The custom checks, for `validate_response(additional_checks=...)`.
+CUSTOM_CHECKS: list[Any] = [chatconform_event_stream]

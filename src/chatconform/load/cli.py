@@ -1,0 +1,316 @@
+"""``chatconform load``: run a load profile against a target (or the embedded reference), gate it.
+
+Exit codes: 0 every threshold held; 1 a threshold broke, nothing completed, or the run is
+INVALID (the client could not keep its schedule, or was saturated when a threshold broke);
+2 usage error or unreachable target (one line on stderr, no traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from chatconform.load import profiles
+from chatconform.load.openloop import ARRIVALS
+from chatconform.load.summary import SUMMARY_FILE, exit_code, lines
+from chatconform.load.thresholds import GATES
+from chatconform.target import TARGET_FIELDS, Limits, Target, TargetError, resolve_target
+
+EXIT_USAGE = 2
+DEFAULT_USERS = 10
+DEFAULT_RUN_TIME_S = 30.0
+REF_TTFT_MS, REF_ITL_MS, REF_TOKENS = 50, 10, 16
+
+
+class UsageError(Exception):
+    """Exit 2 with this message."""
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be >= 0")
+    return value
+
+
+def _non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value < 0 or value != value:
+        raise argparse.ArgumentTypeError("must be >= 0")
+    return value
+
+
+def _timespan(text: str) -> float:
+    try:
+        return profiles.parse_timespan(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``chatconform load`` (also ``python -m chatconform.load``)."""
+    g = parser.add_argument_group("target (each also read from its environment variable)")
+    for attr, (env, _, secret) in TARGET_FIELDS.items():
+        hint = f"[{env}]" + (" (secret: prefer the variable)" if secret else "")
+        g.add_argument("--" + attr.replace("_", "-"), dest=attr, default=None, help=hint)
+    g.add_argument(
+        "--target-file",
+        default=os.environ.get("FLOWYTE_TARGET_FILE"),
+        help="a JSON file of target settings [FLOWYTE_TARGET_FILE]",
+    )
+    g.add_argument(
+        "--timeout", type=_non_negative, default=10.0, help="seconds per connect/read (10)"
+    )
+    g.add_argument(
+        "--stream-timeout",
+        type=_non_negative,
+        default=30.0,
+        help="seconds per stream, start to close (30)",
+    )
+
+    load = parser.add_argument_group("load")
+    load.add_argument(
+        "--endpoint",
+        choices=("sessions", "completions", "both"),
+        default=None,
+        help="what to load (default: the profile's, else both)",
+    )
+    load.add_argument(
+        "--profile",
+        default=None,
+        help="a profile in loadtests/profiles: " + ", ".join(profiles.available()),
+    )
+    load.add_argument(
+        "--users",
+        type=_positive_int,
+        default=None,
+        help=f"concurrent users, closed loop (default: the profile's, else {DEFAULT_USERS})",
+    )
+    load.add_argument(
+        "--spawn-rate",
+        type=_non_negative,
+        default=None,
+        help="users started per second (default: all at once)",
+    )
+    load.add_argument(
+        "--rate",
+        type=_non_negative,
+        default=None,
+        help="open loop: requests per second on an absolute schedule",
+    )
+    load.add_argument(
+        "--arrival", choices=ARRIVALS, default=None, help="open-loop arrivals (default constant)"
+    )
+    load.add_argument("--seed", type=int, default=1, help="seed of Poisson arrivals (1)")
+    load.add_argument(
+        "--turns", type=_positive_int, default=3, help="streamed messages per session (3)"
+    )
+    load.add_argument(
+        "--run-time",
+        type=_timespan,
+        default=None,
+        help="e.g. 30s, 2m (default: the profile's, else 30s)",
+    )
+    load.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=0,
+        help="Locust worker processes under a master (0: one local process)",
+    )
+    load.add_argument("--report-dir", default=None, help="where to write (reports/<timestamp>/)")
+
+    gates = parser.add_argument_group("thresholds (exit 1 when broken)")
+    for option, (metric, stat) in GATES.items():
+        what = f"{metric} {stat}" if stat else "(errors + incomplete) / requests"
+        gates.add_argument(
+            "--" + option.replace("_", "-"),
+            type=_non_negative,
+            default=None,
+            metavar="X",
+            help=f"limit on {what}, per endpoint",
+        )
+
+    ref = parser.add_argument_group("embedded reference (when no target is given)")
+    ref.add_argument(
+        "--ref-ttft-ms",
+        type=_positive_int,
+        default=REF_TTFT_MS,
+        help=f"its time to first token ({REF_TTFT_MS})",
+    )
+    ref.add_argument(
+        "--ref-itl-ms",
+        type=_positive_int,
+        default=REF_ITL_MS,
+        help=f"its delay between deltas ({REF_ITL_MS})",
+    )
+    ref.add_argument(
+        "--ref-tokens",
+        type=_positive_int,
+        default=REF_TOKENS,
+        help=f"its deltas per reply ({REF_TOKENS})",
+    )
+
+
+def reference_args(args: argparse.Namespace) -> list[str]:
+    """Knobs for the embedded reference, with any rate limiter switched off."""
+    from chatconform.embedded import reference_args_from_env
+    from chatconform.reference.cli import add_arguments as ref_add_arguments
+
+    out = ["--ttft-ms", str(args.ref_ttft_ms), "--itl-ms", str(args.ref_itl_ms)]
+    out += ["--tokens", str(args.ref_tokens)]
+    probe = argparse.ArgumentParser(add_help=False)
+    ref_add_arguments(probe)
+    flags = {s for a in probe._actions for s in a.option_strings}
+    if "--rate-limit-rps" in flags:
+        out += ["--rate-limit-rps", "0"]
+    return out + reference_args_from_env()
+
+
+def preflight(target: Target) -> None:
+    """One bounded request: say plainly when the target cannot be used."""
+    import httpx
+
+    if not target.api_key:
+        raise UsageError("no API key: give --api-key or FLOWYTE_API_KEY")
+    if not target.agent_id:
+        raise UsageError("no agent id: give --agent-id or FLOWYTE_AGENT_ID")
+    url = target.url(f"/chat/sessions/load-preflight-{uuid.uuid4().hex}")
+    try:
+        with httpx.Client(timeout=target.limits.timeout) as client:
+            r = client.get(url, headers={"Authorization": f"Bearer {target.api_key}"})
+    except httpx.HTTPError as exc:
+        raise UsageError(
+            f"cannot reach the target {target.base_url}: {exc or type(exc).__name__}"
+        ) from None
+    if r.status_code in (401, 403):
+        raise UsageError(
+            f"the target {target.base_url} refused the API key ({r.status_code}): "
+            "check --api-key / FLOWYTE_API_KEY"
+        )
+
+
+def _plan_values(args: argparse.Namespace) -> dict[str, object]:
+    try:
+        profile = profiles.load(args.profile)
+    except profiles.ProfileError as exc:
+        raise UsageError(str(exc)) from None
+    rate = args.rate if args.rate is not None else (profile.rate or 0.0)
+    if args.users is not None and args.users < 1:
+        raise UsageError("--users must be at least 1")
+    users = args.users or profile.users or DEFAULT_USERS
+    if rate > 0:
+        users = max(args.workers, 1)  # one open-loop driver per process
+    spawn_rate = args.spawn_rate or profile.spawn_rate or float(users)
+    return {
+        "profile": profile,
+        "locustfiles": list(profile.locustfiles),
+        "users": users,
+        "spawn_rate": spawn_rate if spawn_rate > 0 else float(users),
+        "run_time": args.run_time or profile.run_time or DEFAULT_RUN_TIME_S,
+        "endpoint": args.endpoint or profile.endpoint or "both",
+        "rate": rate,
+        "arrival": args.arrival or profile.arrival or "constant",
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``chatconform load``; returns the exit code (prints one line on a usage error)."""
+    try:
+        return _run(args)
+    except UsageError as exc:
+        print(f"chatconform load: {exc}", file=sys.stderr, flush=True)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("chatconform load: interrupted", file=sys.stderr, flush=True)
+        return 130
+
+
+def _run(args: argparse.Namespace) -> int:
+    from chatconform.embedded import EmbeddedError, EmbeddedServer
+    from chatconform.load.runner import Plan, Progress, run_locust
+
+    values = _plan_values(args)
+    if args.timeout <= 0 or args.stream_timeout <= 0:
+        raise UsageError("--timeout and --stream-timeout must be > 0")
+    report_dir = Path(args.report_dir or Path("reports") / time.strftime("%Y%m%d-%H%M%S"))
+    limits = Limits(timeout=args.timeout, stream_timeout=args.stream_timeout)
+    explicit = {a: getattr(args, a) for a in TARGET_FIELDS}
+    server: EmbeddedServer | None = None
+    try:
+        target = resolve_target(explicit, args.target_file, limits)
+        if target is None:
+            server = EmbeddedServer(reference_args(args), limits)
+            target = server.start()
+            print(
+                f"chatconform load: no --base-url given; started the reference at "
+                f"{target.base_url} (ttft {args.ref_ttft_ms} ms, itl {args.ref_itl_ms} ms, "
+                f"{args.ref_tokens} tokens)",
+                flush=True,
+            )
+        preflight(target)
+        gates = {o: getattr(args, o) for o in GATES if getattr(args, o) is not None}
+        plan = Plan(
+            locustfiles=values["locustfiles"],  # type: ignore[arg-type]
+            target=target,
+            report_dir=report_dir.resolve(),
+            users=values["users"],  # type: ignore[arg-type]
+            spawn_rate=values["spawn_rate"],  # type: ignore[arg-type]
+            run_time=values["run_time"],  # type: ignore[arg-type]
+            endpoint=values["endpoint"],  # type: ignore[arg-type]
+            rate=values["rate"],  # type: ignore[arg-type]
+            arrival=values["arrival"],  # type: ignore[arg-type]
+            seed=args.seed,
+            turns=max(args.turns, 1),
+            workers=args.workers,
+            gates=gates,
+        )
+        mode = (
+            f"open loop {plan.rate:g} req/s {plan.arrival}" if plan.rate else f"{plan.users} users"
+        )
+        print(
+            f"chatconform load: profile {values['profile'].name}, {plan.endpoint}, {mode}, "  # type: ignore[attr-defined]
+            f"{plan.run_time:g} s, {plan.workers or 'no'} worker processes -> {plan.report_dir}",
+            flush=True,
+        )
+        code, tail = run_locust(plan, Progress(sys.stderr))
+    except (TargetError, EmbeddedError) as exc:
+        raise UsageError(str(exc)) from None
+    finally:
+        if server is not None:
+            server.stop()
+    summary_path = plan.report_dir / SUMMARY_FILE
+    if not summary_path.exists():
+        last = tail.strip().splitlines()[-1] if tail.strip() else "no output"
+        raise UsageError(f"the load run did not finish (locust exit {code}): {last}")
+    summary = json.loads(summary_path.read_text(encoding="utf-8"))
+    from chatconform.report import write_run_reports
+
+    write_run_reports(plan.report_dir)  # summary.html/md with the latency plots
+    for line in lines(summary):
+        print(line)
+    print(f"reports: {plan.report_dir}")
+    return exit_code(summary)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="chatconform load",
+        description="Load-test a Flowyte Chat API target with exact streaming latency figures.",
+    )
+    add_arguments(parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run(build_parser().parse_args(argv))

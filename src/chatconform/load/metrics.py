@@ -1,0 +1,185 @@
+"""Latency metrics named and defined as vLLM's serving benchmark names them, on HDR histograms.
+
+Each distribution keeps an exact count, sum, min and max, and an HDR histogram (1 µs to 1 h,
+3 significant digits: a percentile is within 0.1 % of the raw sample's value) for the
+percentiles, so memory stays bounded however long a soak runs. Only ``ok`` requests (a
+terminal ``done`` / ``[DONE]`` frame) enter latency; the other outcomes are counted apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hdrh.histogram import HdrHistogram
+
+from chatconform.load.timeline import (
+    CANCELLED,
+    DROPPED,
+    ERRORS,
+    INCOMPLETE,
+    OK,
+    derived,
+    itl_gaps,
+)
+
+PERCENTILES = (50.0, 90.0, 95.0, 99.0, 99.9)
+_LOWEST_US, _HIGHEST_US, _DIGITS = 1, 3_600_000_000, 3
+
+# name -> formula, printed with the figures (vLLM benchmark_serving names)
+DEFINITIONS: dict[str, str] = {
+    "ttfb_ms": "response headers received − request sent",
+    "ttft_ms": "first delta carrying text − request sent (a role-only chunk is not text)",
+    "itl_ms": "every gap between consecutive content deltas, pooled over requests",
+    "tpot_ms": "(last content delta − first content delta) / (deltas − 1), per request",
+    "e2e_ms": "terminal frame (done / [DONE]) − request sent",
+    "tokens_per_s": "content deltas of ok requests / run window (first send to last close)",
+    "requests_per_s": "ok requests / run window",
+    "dispatch_lag_ms": "first send − intended start (open loop: late when > 10 ms)",
+}
+LATENCIES = ("ttfb_ms", "ttft_ms", "itl_ms", "tpot_ms", "e2e_ms")
+
+
+def percentile_key(p: float) -> str:
+    return f"p{p:g}"
+
+
+class Distribution:
+    """Exact count/sum/min/max plus an HDR histogram (µs) for percentiles."""
+
+    __slots__ = ("count", "hist", "max", "min", "total")
+
+    def __init__(self) -> None:
+        self.hist = HdrHistogram(_LOWEST_US, _HIGHEST_US, _DIGITS)
+        self.count = 0
+        self.total = 0.0
+        self.min = float("inf")
+        self.max = float("-inf")
+
+    def add(self, value_ms: float) -> None:
+        value_ms = max(value_ms, 0.0)
+        self.count += 1
+        self.total += value_ms
+        self.min = min(self.min, value_ms)
+        self.max = max(self.max, value_ms)
+        self.hist.record_value(min(round(value_ms * 1000), _HIGHEST_US))
+
+    def percentile(self, p: float) -> float | None:
+        if not self.count:
+            return None
+        value = self.hist.get_value_at_percentile(p) / 1000.0
+        return min(max(value, self.min), self.max)  # an HDR bucket never reports past the raw range
+
+    def summary(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"count": self.count}
+        if not self.count:
+            out.update({"mean": None, "min": None, "max": None})
+            out.update({percentile_key(p): None for p in PERCENTILES})
+            return out
+        out["mean"] = round(self.total / self.count, 3)
+        for p in PERCENTILES:
+            out[percentile_key(p)] = round(self.percentile(p) or 0.0, 3)
+        out["min"] = round(self.min, 3)
+        out["max"] = round(self.max, 3)
+        return out
+
+
+@dataclass
+class EndpointMetrics:
+    """Everything measured for one endpoint, fed with samples (Timeline.to_sample dicts)."""
+
+    requests: int = 0  # attempts: ok + errors + incomplete (cancelled/dropped kept apart)
+    outcomes: dict[str, int] = field(default_factory=dict)
+    tokens: int = 0
+    dist: dict[str, Distribution] = field(
+        default_factory=lambda: {name: Distribution() for name in LATENCIES}
+    )
+    first_sent: float | None = None  # ms on the run's clock (wall of the first sample)
+    last_close: float | None = None
+
+    def add(self, sample: dict[str, Any]) -> None:
+        outcome = sample["outcome"]
+        self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
+        if outcome in (CANCELLED, DROPPED):
+            return
+        self.requests += 1
+        if outcome != OK:
+            return
+        figures = derived(sample)
+        for name in ("ttfb_ms", "ttft_ms", "tpot_ms", "e2e_ms"):
+            value = figures[name]
+            if value is not None:
+                self.dist[name].add(value)
+        itl = self.dist["itl_ms"]
+        for gap in itl_gaps(sample):
+            itl.add(gap)
+        self.tokens += len(sample["content_ms"])
+        start = sample["wall"] * 1000.0 + (sample["sent_ms"] or 0.0)
+        end = sample["wall"] * 1000.0 + (sample["close_ms"] or sample["terminal_ms"] or 0.0)
+        self.first_sent = start if self.first_sent is None else min(self.first_sent, start)
+        self.last_close = end if self.last_close is None else max(self.last_close, end)
+
+    @property
+    def errors(self) -> int:
+        return sum(self.outcomes.get(o, 0) for o in ERRORS)
+
+    @property
+    def incomplete(self) -> int:
+        return self.outcomes.get(INCOMPLETE, 0)
+
+    @property
+    def ok(self) -> int:
+        return self.outcomes.get(OK, 0)
+
+    def window_s(self) -> float | None:
+        if self.first_sent is None or self.last_close is None:
+            return None
+        return max((self.last_close - self.first_sent) / 1000.0, 1e-6)
+
+    def summary(self) -> dict[str, Any]:
+        window = self.window_s()
+        out: dict[str, Any] = {
+            "requests": self.requests,
+            "ok": self.ok,
+            "errors": self.errors,
+            "incomplete": self.incomplete,
+            "error_rate": round((self.errors + self.incomplete) / self.requests, 6)
+            if self.requests
+            else 0.0,
+            "outcomes": dict(sorted(self.outcomes.items())),
+            "output_tokens": self.tokens,
+        }
+        for name in LATENCIES:
+            out[name] = self.dist[name].summary()
+        out["tokens_per_s"] = round(self.tokens / window, 3) if window else 0.0
+        out["requests_per_s"] = round(self.ok / window, 3) if window else 0.0
+        return out
+
+
+class RunMetrics:
+    """Per-endpoint metrics plus the open-loop dispatch lag, over all workers' samples."""
+
+    LATE_MS = 10.0
+
+    def __init__(self) -> None:
+        self.endpoints: dict[str, EndpointMetrics] = {}
+        self.dispatch = Distribution()
+        self.late = 0
+        self.scheduled = 0  # open-loop arrivals (including dropped ones)
+
+    def add(self, sample: dict[str, Any], open_loop: bool = False) -> None:
+        ep = self.endpoints.setdefault(sample["endpoint"], EndpointMetrics())
+        ep.add(sample)
+        if open_loop and sample["outcome"] != CANCELLED:
+            self.scheduled += 1
+            lag = sample["dispatch_ms"]
+            if sample["outcome"] == DROPPED or lag is None:
+                self.late += 1
+            else:
+                self.dispatch.add(lag)
+                if lag > self.LATE_MS:
+                    self.late += 1
+
+    @property
+    def late_share(self) -> float | None:
+        return round(self.late / self.scheduled, 6) if self.scheduled else None

@@ -1,0 +1,392 @@
+"""Locust wiring: custom options, the per-process LoadContext, sample merging and the summary.
+
+Imported by the locustfile (``loadtests/locustfile.py``), so it runs inside Locust's processes:
+the local runner, or a master and its workers. The master (or the local process) owns the
+Aggregator; workers ship raw samples to it with a custom message. The run's end is driven here
+(``--run-time`` is taken over from Locust): ``runner.stop()`` first, which on a master waits
+until every worker has stopped, and workers flush their last samples before they report
+stopped, so no sample is lost to Locust's 0.5 s quit grace; then ``runner.quit()``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gevent
+from locust import events
+from locust.env import Environment
+from locust.runners import MasterRunner, WorkerRunner
+
+from chatconform.load import summary as summary_mod
+from chatconform.load import thresholds as th
+from chatconform.load.collect import (
+    FLUSH_S,
+    HEALTH_MSG,
+    PROGRESS_PREFIX,
+    SAMPLES_MSG,
+    SUMMARY_PREFIX,
+    Aggregator,
+    WorkerSink,
+)
+from chatconform.load.health import HealthMonitor
+from chatconform.load.openloop import ARRIVALS
+from chatconform.load.timeline import CANCELLED, DROPPED, OK, Timeline
+from chatconform.target import Limits, Target, TargetError, resolve_target
+
+log = logging.getLogger("chatconform.load")
+PROGRESS_S = 2.0
+
+
+@dataclass
+class Settings:
+    endpoint: str = "both"
+    rate: float = 0.0
+    arrival: str = "constant"
+    seed: int = 1
+    turns: int = 3
+    max_inflight: int = 1000
+    prompt: str = "Hello! Please answer briefly."
+    report_dir: Path = field(
+        default_factory=lambda: Path("reports") / time.strftime("%Y%m%d-%H%M%S")
+    )
+    timeout: float = 10.0
+    stream_timeout: float = 30.0
+    max_bytes: int = 8 * 1024 * 1024
+    run_time: float | None = None
+    gates: list[th.Threshold] = field(default_factory=list)
+
+    @classmethod
+    def from_options(cls, opts: Any) -> Settings:
+        gates = th.from_values({k: getattr(opts, "cc_" + k, None) for k in th.GATES})
+        return cls(
+            endpoint=opts.cc_endpoint,
+            rate=float(opts.cc_rate or 0.0),
+            arrival=opts.cc_arrival,
+            seed=int(opts.cc_seed),
+            turns=int(opts.cc_turns),
+            max_inflight=int(opts.cc_max_inflight),
+            prompt=opts.cc_prompt,
+            report_dir=Path(opts.cc_report_dir) if opts.cc_report_dir else cls().report_dir,
+            timeout=float(opts.cc_timeout),
+            stream_timeout=float(opts.cc_stream_timeout),
+            max_bytes=int(opts.cc_max_bytes),
+            gates=gates,
+        )
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "endpoint": self.endpoint,
+            "rate": self.rate or None,
+            "arrival": self.arrival if self.rate else None,
+            "seed": self.seed if self.rate else None,
+            "turns_per_session": self.turns,
+            "run_time_s": self.run_time,
+            "timeout_s": self.timeout,
+            "stream_timeout_s": self.stream_timeout,
+            "max_bytes": self.max_bytes,
+        }
+
+
+class LoadContext:
+    """Per-process state shared by the users of one Locust process."""
+
+    def __init__(self, environment: Environment, settings: Settings) -> None:
+        self.environment = environment
+        self.settings = settings
+        runner = environment.runner
+        self.role = (
+            "master"
+            if isinstance(runner, MasterRunner)
+            else "worker"
+            if isinstance(runner, WorkerRunner)
+            else "local"
+        )
+        self.aggregator: Aggregator | None = None
+        self.sink: WorkerSink | None = None
+        self.health = HealthMonitor(self.role)
+        self._target: Target | None = None
+        self.started: float | None = None
+        self.finished = False
+
+    # -- target -------------------------------------------------------------------------------
+
+    @property
+    def target(self) -> Target:
+        if self._target is None:
+            s = self.settings
+            limits = Limits(
+                timeout=s.timeout, stream_timeout=s.stream_timeout, max_body_bytes=s.max_bytes
+            )
+            try:
+                target = resolve_target(
+                    {"base_url": self.environment.host},
+                    os.environ.get("FLOWYTE_TARGET_FILE"),
+                    limits,
+                )
+            except TargetError as exc:
+                raise SystemExit(f"chatconform: {exc}") from None
+            if target is None:
+                raise SystemExit("chatconform: no target: give --host or FLOWYTE_BASE_URL")
+            target.embedded = os.environ.get("CHATCONFORM_EMBEDDED_TARGET") == "1"
+            self._target = target
+        return self._target
+
+    @property
+    def worker_index(self) -> int:
+        runner = self.environment.runner
+        return max(getattr(runner, "worker_index", 0), 0)
+
+    @property
+    def workers(self) -> int:
+        opts = self.environment.parsed_options
+        if self.role == "worker" and opts is not None:
+            return max(int(getattr(opts, "expect_workers", 1) or 1), 1)
+        return 1
+
+    # -- samples ------------------------------------------------------------------------------
+
+    def record(self, tl: Timeline) -> None:
+        """Report a finished timeline to Locust's stats and to the merge point."""
+        if self.finished:
+            return
+        tl.worker = self.worker_index
+        self._fire(tl)
+        sample = tl.to_sample(self.target.redact)
+        if self.aggregator is not None:
+            self.aggregator.add([sample])
+        elif self.sink is not None:
+            self.sink.add(sample)
+
+    def _fire(self, tl: Timeline) -> None:
+        if tl.outcome in (CANCELLED, DROPPED) or tl.t_sent is None:
+            return
+        fire = self.environment.events.request.fire
+        ep = tl.endpoint
+        if tl.outcome == OK and tl.t_terminal is not None:
+            if tl.content:
+                ttft = (tl.content[0] - tl.t_sent) / 1e6
+                fire(
+                    request_type="SSE",
+                    name=f"{ep} TTFT",
+                    response_time=ttft,
+                    response_length=0,
+                    exception=None,
+                    context={},
+                )
+            e2e = (tl.t_terminal - tl.t_sent) / 1e6
+            fire(
+                request_type="SSE",
+                name=f"{ep} E2E",
+                response_time=e2e,
+                response_length=tl.bytes,
+                exception=None,
+                context={},
+            )
+            return
+        end = tl.t_close or tl.t_sent
+        exc = RuntimeError(f"{tl.outcome}: {tl.error}" if tl.error else tl.outcome)
+        fire(
+            request_type="SSE",
+            name=f"{ep} E2E",
+            response_time=(end - tl.t_sent) / 1e6,
+            response_length=tl.bytes,
+            exception=exc,
+            context={},
+        )
+
+    def fire_call(
+        self, name: str, method: str, ms: float, status: int | None, error: str | None
+    ) -> None:
+        exc = None
+        if error is not None or status is None or status >= 400:
+            exc = RuntimeError(error or f"HTTP {status}")
+        self.environment.events.request.fire(
+            request_type=method,
+            name=name,
+            response_time=ms,
+            response_length=0,
+            exception=exc,
+            context={},
+        )
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def flush_loop(self) -> None:
+        while True:
+            gevent.sleep(FLUSH_S)
+            if self.sink is not None:
+                self.sink.flush()
+
+    def progress_loop(self) -> None:
+        while self.aggregator is not None and not self.finished:
+            gevent.sleep(PROGRESS_S)
+            if self.aggregator is None or self.started is None or self.finished:
+                return
+            users = self.environment.runner.user_count if self.environment.runner else 0
+            line = self.aggregator.progress(time.monotonic() - self.started, users)
+            print(PROGRESS_PREFIX + line, flush=True)
+
+    def stop_after(self, seconds: float) -> None:
+        gevent.sleep(seconds)
+        runner = self.environment.runner
+        if runner is None:
+            return
+        log.info("chatconform: run time reached, stopping")
+        runner.stop()  # a master waits here until every worker reported stopped
+        runner.quit()
+
+    def finish(self) -> dict[str, Any] | None:
+        """Master/local, at quitting: write load-summary.json; returns it."""
+        if self.aggregator is None or self.finished:
+            return None
+        self.finished = True
+        agg = self.aggregator
+        self.health.stop()
+        agg.add_health(self.health.report())
+        agg.close()
+        settings = self.settings.public()
+        settings["workers"] = (
+            len(getattr(self.environment.runner, "worker_indexes", {})) or 1
+            if self.role == "master"
+            else 1
+        )
+        settings["users"] = getattr(self.environment.parsed_options, "num_users", None)
+        settings["target"] = self.target.public()
+        result = summary_mod.build(agg.metrics, agg.health, self.settings.gates, settings)
+        result["samples"] = agg.samples
+        path = summary_mod.write(self.settings.report_dir, result)
+        for line in summary_mod.lines(result):
+            print(SUMMARY_PREFIX + line, flush=True)
+        print(SUMMARY_PREFIX + f"summary written to {path}", flush=True)
+        self.environment.process_exit_code = summary_mod.exit_code(result)
+        return result
+
+
+CONTEXT: LoadContext | None = None
+
+
+def context() -> LoadContext:
+    if CONTEXT is None:
+        raise RuntimeError("chatconform.load.plugin was not initialised by Locust's init event")
+    return CONTEXT
+
+
+@events.init_command_line_parser.add_listener
+def _options(parser: Any) -> None:
+    g = parser.add_argument_group("chatconform")
+    g.add_argument(
+        "--cc-endpoint",
+        choices=("sessions", "completions", "both"),
+        default="both",
+        help="which endpoint(s) the users load",
+    )
+    g.add_argument(
+        "--cc-rate",
+        type=float,
+        default=0.0,
+        help="open loop: requests per second over all workers (0: closed loop)",
+    )
+    g.add_argument("--cc-arrival", choices=ARRIVALS, default="constant", help="open-loop arrivals")
+    g.add_argument("--cc-seed", type=int, default=1, help="seed of Poisson arrivals")
+    g.add_argument("--cc-turns", type=int, default=3, help="streamed messages per session")
+    g.add_argument(
+        "--cc-max-inflight",
+        type=int,
+        default=1000,
+        help="open loop: in-flight cap per worker (arrivals over it are dropped)",
+    )
+    g.add_argument("--cc-prompt", default="Hello! Please answer briefly.", help="the user message")
+    g.add_argument(
+        "--cc-report-dir", default=None, help="where requests.jsonl and load-summary.json go"
+    )
+    g.add_argument("--cc-timeout", type=float, default=10.0, help="seconds per connect/read")
+    g.add_argument("--cc-stream-timeout", type=float, default=30.0, help="seconds per stream")
+    g.add_argument("--cc-max-bytes", type=int, default=8 * 1024 * 1024, help="byte cap per stream")
+    for option in th.GATES:
+        g.add_argument(
+            "--cc-" + option.replace("_", "-"),
+            type=float,
+            default=None,
+            help=f"threshold: {option}",
+        )
+
+
+def _select_users(environment: Environment, settings: Settings) -> None:
+    """Closed loop: the endpoint's user classes; open loop: only OpenLoopUser."""
+    wanted = {
+        "sessions": {"SessionUser"},
+        "completions": {"CompletionUser"},
+        "both": {"SessionUser", "CompletionUser"},
+    }[settings.endpoint]
+    if settings.rate:
+        wanted = {"OpenLoopUser"}
+    kept = [u for u in environment.user_classes if u.__name__ in wanted]
+    if kept:
+        environment.user_classes[:] = kept
+
+
+@events.init.add_listener
+def _init(environment: Environment, **_kw: Any) -> None:
+    global CONTEXT
+    opts = environment.parsed_options
+    if opts is None:  # a library user without Locust's parser: defaults
+        return
+    settings = Settings.from_options(opts)
+    _select_users(environment, settings)
+    ctx = CONTEXT = LoadContext(environment, settings)
+    runner = environment.runner
+    if ctx.role in ("master", "local"):
+        if getattr(opts, "run_time", None):
+            settings.run_time = float(opts.run_time)
+            opts.run_time = None  # this plugin stops the run itself (see the module docstring)
+        ctx.aggregator = Aggregator(settings.report_dir, open_loop=bool(settings.rate))
+    if ctx.role == "master" and runner is not None:
+        runner.register_message(SAMPLES_MSG, lambda msg, **_: ctx.aggregator.add(msg.data))  # type: ignore[union-attr]
+        runner.register_message(HEALTH_MSG, lambda msg, **_: ctx.aggregator.add_health(msg.data))  # type: ignore[union-attr]
+    if ctx.role == "worker" and runner is not None:
+        ctx.sink = WorkerSink(runner.send_message)
+
+
+@events.test_start.add_listener
+def _test_start(environment: Environment, **_kw: Any) -> None:
+    ctx = CONTEXT
+    if ctx is None or ctx.started is not None:
+        return
+    ctx.started = time.monotonic()
+    ctx.health.start()
+    if ctx.role == "worker":
+        gevent.spawn(ctx.flush_loop)
+        return
+    gevent.spawn(ctx.progress_loop)
+    if ctx.settings.run_time:
+        gevent.spawn(ctx.stop_after, ctx.settings.run_time)
+
+
+@events.test_stop.add_listener
+def _test_stop(environment: Environment, **_kw: Any) -> None:
+    ctx = CONTEXT
+    if ctx is None or ctx.role != "worker" or ctx.sink is None:
+        return
+    ctx.sink.flush()
+    if not ctx.finished:  # one health report per worker
+        ctx.finished = True
+        ctx.health.stop()
+        environment.runner.send_message(HEALTH_MSG, ctx.health.report())  # type: ignore[union-attr]
+
+
+@events.quitting.add_listener
+def _quitting(environment: Environment, **_kw: Any) -> None:
+    ctx = CONTEXT
+    if ctx is None or ctx.role == "worker":
+        return
+    try:
+        ctx.finish()
+    except Exception as exc:  # report, never hang Locust's shutdown
+        print(f"chatconform: could not write the load summary: {exc}", file=sys.stderr, flush=True)
+        environment.process_exit_code = 2

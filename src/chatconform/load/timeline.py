@@ -1,0 +1,190 @@
+"""One request's timeline on ``time.perf_counter_ns()``, and how a stream's events advance it.
+
+A :class:`Timeline` is filled in while a streamed request runs: intended start, sent, headers,
+first event, first content delta, each content delta, terminal frame, close. The events come
+from the project's one SSE parser (through :class:`chatconform.record.StreamRecord`), fed each
+network read as it arrives and stamped with that read's time, so several deltas that arrive in
+one read share one timestamp (their gaps are 0, which is what the client saw).
+
+``to_sample()`` turns it into a plain JSON-able dict (milliseconds relative to the intended
+start, microsecond resolution): the one representation that workers send to the master, that
+the per-request JSONL stores and that the metrics read.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from itertools import pairwise
+from typing import Any
+
+from chatconform.sse import Event
+
+# how an event advances a timeline
+OTHER, CONTENT, DONE, ERROR = 0, 1, 2, 3
+
+# outcomes: "ok" is measured; the others are counted apart and never enter latency
+OK = "ok"
+HTTP_ERROR = "http_error"  # a status other than 200, or not text/event-stream
+TRANSPORT_ERROR = "transport_error"  # no response: refused, reset, timeout before headers
+ERROR_EVENT = "error_event"  # the stream ended with event: error (or an OpenAI error chunk)
+INCOMPLETE = "incomplete"  # no terminal frame: EOF, read timeout, byte cap, stream deadline
+CANCELLED = "cancelled"  # the run stopped while the request was in flight (not an attempt)
+DROPPED = "dropped"  # open loop: the in-flight cap was reached, the arrival was not sent
+ERRORS = (HTTP_ERROR, TRANSPORT_ERROR, ERROR_EVENT)
+OUTCOMES = (OK, *ERRORS, INCOMPLETE, CANCELLED, DROPPED)
+
+ENDPOINTS = ("sessions", "completions")
+DONE_DATA = "[DONE]"
+
+
+def classify_session(event: Event) -> int:
+    """Session API: ``agent_message`` with a non-empty delta is content; done/error terminate."""
+    kind = event.type
+    if kind == "agent_message":
+        try:
+            delta = json.loads(event.data)["payload"]["delta"]
+        except (ValueError, KeyError, TypeError):
+            return OTHER
+        return CONTENT if isinstance(delta, str) and delta else OTHER
+    if kind == "done":
+        return DONE
+    if kind == "error":
+        return ERROR
+    return OTHER
+
+
+def classify_completion(event: Event) -> int:
+    """Completions: a chunk whose delta.content is non-empty is content (not the role-only one)."""
+    data = event.data
+    if data == DONE_DATA:
+        return DONE
+    try:
+        chunk = json.loads(data)
+    except ValueError:
+        return OTHER
+    if not isinstance(chunk, dict):
+        return OTHER
+    if "error" in chunk:
+        return ERROR
+    choices = chunk.get("choices")
+    if not isinstance(choices, list):
+        return OTHER
+    for choice in choices:
+        delta = choice.get("delta") if isinstance(choice, dict) else None
+        content = delta.get("content") if isinstance(delta, dict) else None
+        if isinstance(content, str) and content:
+            return CONTENT
+    return OTHER
+
+
+CLASSIFIERS: dict[str, Callable[[Event], int]] = {
+    "sessions": classify_session,
+    "completions": classify_completion,
+}
+
+
+@dataclass(slots=True)
+class Timeline:
+    """Timestamps (perf_counter_ns) of one measured request; None where it never got."""
+
+    endpoint: str
+    t_intended: int
+    worker: int = 0
+    t_dispatch: int | None = None  # first request of this unit of work left (open-loop lag)
+    t_sent: int | None = None
+    t_headers: int | None = None
+    t_first_event: int | None = None
+    content: list[int] = field(default_factory=list)  # one per content delta
+    t_terminal: int | None = None
+    t_close: int | None = None
+    status: int | None = None
+    outcome: str = INCOMPLETE
+    error: str | None = None
+    bytes: int = 0
+    wall: float = field(default_factory=time.time)
+
+    def on_events(self, events: list[Event], classify: Callable[[Event], int]) -> bool:
+        """Advance with the events one read completed; True once a terminal frame was seen.
+
+        Events after the terminal frame are ignored here (the conformance checks judge them).
+        """
+        for ev in events:
+            if self.t_terminal is not None:
+                return True
+            if self.t_first_event is None:
+                self.t_first_event = ev.t_ns
+            kind = classify(ev)
+            if kind == CONTENT:
+                self.content.append(ev.t_ns)
+            elif kind == DONE:
+                self.t_terminal = ev.t_ns
+                self.outcome = OK
+            elif kind == ERROR:
+                self.t_terminal = ev.t_ns
+                self.outcome = ERROR_EVENT
+                self.error = "the stream ended with an error frame"
+        return self.t_terminal is not None
+
+    def to_sample(self, redact: Callable[[str], str] | None = None) -> dict[str, Any]:
+        """A JSON-able record: times in ms since the intended start (µs resolution)."""
+        base = self.t_intended
+
+        def ms(t: int | None) -> float | None:
+            return None if t is None else round((t - base) / 1e6, 3)
+
+        error = self.error
+        if error is not None and redact is not None:
+            error = redact(error)
+        return {
+            "endpoint": self.endpoint,
+            "worker": self.worker,
+            "wall": round(self.wall, 6),
+            "outcome": self.outcome,
+            "status": self.status,
+            "error": error,
+            "bytes": self.bytes,
+            "dispatch_ms": ms(self.t_dispatch if self.t_dispatch is not None else self.t_sent),
+            "sent_ms": ms(self.t_sent),
+            "headers_ms": ms(self.t_headers),
+            "first_event_ms": ms(self.t_first_event),
+            "content_ms": [ms(t) for t in self.content],
+            "terminal_ms": ms(self.t_terminal),
+            "close_ms": ms(self.t_close),
+        }
+
+
+def derived(sample: dict[str, Any]) -> dict[str, float | None]:
+    """The per-request figures of a sample (ms), per the vLLM benchmark's definitions.
+
+    ttfb = headers − sent; ttft = first content delta − sent; e2e = terminal frame − sent;
+    tpot = (last delta − first delta) / (deltas − 1); dispatch lag = first send − intended start.
+    """
+    sent = sample["sent_ms"]
+    content = sample["content_ms"]
+    out: dict[str, float | None] = {
+        "ttfb_ms": None,
+        "ttft_ms": None,
+        "e2e_ms": None,
+        "tpot_ms": None,
+        "dispatch_lag_ms": sample["dispatch_ms"],
+    }
+    if sent is None:
+        return out
+    if sample["headers_ms"] is not None:
+        out["ttfb_ms"] = sample["headers_ms"] - sent
+    if content:
+        out["ttft_ms"] = content[0] - sent
+        if len(content) > 1:
+            out["tpot_ms"] = (content[-1] - content[0]) / (len(content) - 1)
+    if sample["terminal_ms"] is not None:
+        out["e2e_ms"] = sample["terminal_ms"] - sent
+    return out
+
+
+def itl_gaps(sample: dict[str, Any]) -> list[float]:
+    """Every gap between consecutive content deltas of one request (ms)."""
+    content = sample["content_ms"]
+    return [b - a for a, b in pairwise(content)]

@@ -1,0 +1,159 @@
+"""Locust users: sessions (create, streamed messages, end), completions, and the open-loop driver.
+
+Each closed-loop user owns a keep-alive pool of one connection (a user runs one request at a
+time, so the pools add up to the concurrency); the open-loop driver shares one pool sized to
+its in-flight cap. Every request is measured on a Timeline (see chatconform.load.stream).
+"""
+
+from __future__ import annotations
+
+import time
+
+import gevent
+import httpx
+from gevent.pool import Pool
+from locust import User, constant, task
+
+from chatconform.load.openloop import offsets_ns
+from chatconform.load.plugin import LoadContext, context
+from chatconform.load.stream import call_json, make_client, stream_into
+from chatconform.load.timeline import DROPPED, Timeline
+
+LEAD_NS = 20_000_000  # the open-loop schedule starts this long after the driver does
+
+
+def completion_turn(ctx: LoadContext, http: httpx.Client, t_intended: int) -> None:
+    tl = Timeline("completions", t_intended)
+    body = {
+        "model": ctx.target.agent_id,
+        "messages": [{"role": "user", "content": ctx.settings.prompt}],
+        "stream": True,
+    }
+    try:
+        stream_into(tl, http, ctx.target, "/chat/completions", body)
+    finally:
+        ctx.record(tl)
+
+
+def create_session(ctx: LoadContext, http: httpx.Client) -> str | None:
+    status, data, error, ms = call_json(
+        http, ctx.target, "POST", "/chat/sessions", {"agentId": ctx.target.agent_id}
+    )
+    ctx.fire_call("sessions create", "POST", ms, status, error)
+    if status is None or status >= 300 or not isinstance(data, dict):
+        return None
+    sid = (data.get("data") or {}).get("id") if isinstance(data.get("data"), dict) else None
+    return sid if isinstance(sid, str) else None
+
+
+def end_session(ctx: LoadContext, http: httpx.Client, sid: str) -> None:
+    status, _, error, ms = call_json(http, ctx.target, "POST", f"/chat/sessions/{sid}/end", {})
+    ctx.fire_call("sessions end", "POST", ms, status, error)
+
+
+def session_turns(ctx: LoadContext, http: httpx.Client, t_intended: int, turns: int) -> None:
+    """Create a session, stream ``turns`` messages into it, end it.
+
+    A failed create is recorded as an http_error/transport_error sample of the endpoint (the
+    turn could not be made), so it counts in the error rate.
+    """
+    t_dispatch = time.perf_counter_ns()
+    sid = create_session(ctx, http)
+    if sid is None:
+        tl = Timeline("sessions", t_intended, t_dispatch=t_dispatch, t_sent=t_dispatch)
+        tl.t_close = time.perf_counter_ns()
+        tl.outcome = "http_error"
+        tl.error = "could not create a session"
+        ctx.record(tl)
+        return
+    try:
+        for i in range(turns):
+            tl = Timeline("sessions", t_intended if i == 0 else time.perf_counter_ns())
+            if i == 0:
+                tl.t_dispatch = t_dispatch
+            body = {"content": ctx.settings.prompt, "stream": True}
+            try:
+                stream_into(tl, http, ctx.target, f"/chat/sessions/{sid}/messages", body)
+            finally:
+                ctx.record(tl)
+    finally:
+        end_session(ctx, http, sid)
+
+
+class _Streaming(User):
+    abstract = True
+    wait_time = constant(0)
+
+    def on_start(self) -> None:
+        self.ctx = context()
+        self.http = make_client(self.ctx.target, 1)
+
+    def on_stop(self) -> None:
+        http = getattr(self, "http", None)
+        if http is not None:
+            http.close()
+
+
+class SessionUser(_Streaming):
+    """A conversation: create a session, post --cc-turns streamed messages, end it."""
+
+    @task
+    def conversation(self) -> None:
+        session_turns(self.ctx, self.http, time.perf_counter_ns(), self.ctx.settings.turns)
+
+
+class CompletionUser(_Streaming):
+    """One streamed /chat/completions after another."""
+
+    @task
+    def complete(self) -> None:
+        completion_turn(self.ctx, self.http, time.perf_counter_ns())
+
+
+class OpenLoopUser(User):
+    """Sends --cc-rate requests per second (over all workers) on an absolute schedule.
+
+    One per worker process. Each arrival runs in its own greenlet, so a slow server does not
+    delay the next arrival; dispatch lag (first send − intended start) is recorded per request.
+    """
+
+    wait_time = constant(0)
+
+    def on_start(self) -> None:
+        self.ctx = context()
+        self.pool = Pool(self.ctx.settings.max_inflight)
+        self.http = make_client(self.ctx.target, self.ctx.settings.max_inflight)
+
+    def on_stop(self) -> None:
+        self.pool.kill(block=True, timeout=5)
+        self.http.close()
+
+    @task
+    def drive(self) -> None:
+        ctx = self.ctx
+        s = ctx.settings
+        if s.rate <= 0:
+            raise RuntimeError("OpenLoopUser needs --cc-rate > 0")
+        endpoints = ["sessions", "completions"] if s.endpoint == "both" else [s.endpoint]
+        start = time.perf_counter_ns() + LEAD_NS
+        arrivals = offsets_ns(s.rate, s.arrival, ctx.worker_index, ctx.workers, s.seed)
+        try:
+            for i, offset in enumerate(arrivals):
+                due = start + offset
+                wait = due - time.perf_counter_ns()
+                if wait > 0:
+                    gevent.sleep(wait / 1e9)
+                endpoint = endpoints[i % len(endpoints)]
+                if self.pool.full():
+                    tl = Timeline(endpoint, due, outcome=DROPPED, error="in-flight cap reached")
+                    ctx.record(tl)
+                    continue
+                self.pool.spawn(self._one, endpoint, due)
+        finally:
+            self.pool.kill(block=True, timeout=5)
+
+    def _one(self, endpoint: str, due: int) -> None:
+        if endpoint == "completions":
+            completion_turn(self.ctx, self.http, due)
+        else:
+            session_turns(self.ctx, self.http, due, 1)

@@ -1,0 +1,101 @@
+"""The Starlette application: routes under /api/v1, and every error rendered as problem+json."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from chatconform.reference.completions import create_completion
+from chatconform.reference.context import Context
+from chatconform.reference.faults import Switches
+from chatconform.reference.problems import ApiError, problem_response
+from chatconform.reference.sessions import create_session, end_session, get_session, messages
+
+PREFIX = "/api/v1"
+log = logging.getLogger("chatconform.reference")
+
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+
+
+def _is_completions(path: str) -> bool:
+    return path.rstrip("/").endswith("/chat/completions")
+
+
+def _render(err: ApiError, path: str, switches: Switches) -> Response:
+    return problem_response(err, switches, completions=_is_completions(path))
+
+
+class CatchAll:
+    """Turns any unexpected exception into a 500 problem+json (never a traceback body)."""
+
+    def __init__(self, app: ASGIApp, switches: Switches) -> None:
+        self.app = app
+        self.switches = switches
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception:
+            log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
+            if started:
+                raise
+            err = ApiError(500, "internal_error", "the server failed to process the request")
+            await _render(err, scope.get("path", ""), self.switches)(scope, receive, send)
+
+
+def build_app(ctx: Context) -> Starlette:
+    """The ASGI app for one server run."""
+    switches = ctx.settings.switches
+
+    async def api_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ApiError)
+        return _render(exc, request.url.path, switches)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
+        detail = "no such route" if exc.status_code == 404 else str(exc.detail)
+        err = ApiError(exc.status_code, code, detail, headers=dict(exc.headers or {}))
+        return _render(err, request.url.path, switches)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        await ctx.turns.drain(timeout=5.0)
+
+    routes = [
+        Route(PREFIX + "/chat/sessions", create_session, methods=["POST"]),
+        Route(PREFIX + "/chat/sessions/{session_id}", get_session, methods=["GET"]),
+        Route(PREFIX + "/chat/sessions/{session_id}/end", end_session, methods=["POST"]),
+        Route(PREFIX + "/chat/sessions/{session_id}/messages", messages, methods=["GET", "POST"]),
+        Route(PREFIX + "/chat/completions", create_completion, methods=["POST"]),
+    ]
+    app = Starlette(
+        routes=routes,
+        middleware=[Middleware(CatchAll, switches=switches)],
+        exception_handlers={ApiError: api_error, HTTPException: http_error},
+        lifespan=lifespan,
+    )
+    app.router.redirect_slashes = False
+    app.state.ctx = ctx
+    return app

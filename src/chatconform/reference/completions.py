@@ -1,0 +1,145 @@
+"""``POST /chat/completions``: the OpenAI chat completions shape over the scripted agent.
+
+Stateless: the reply is the session API's scripted reply to the last user message, on the same
+latency schedule (first content delta at receipt + ttft, then one every itl).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from chatconform.reference.agent import plan_turn
+from chatconform.reference.auth import WRITE, Principal
+from chatconform.reference.clock import delta_deadline, sleep_until
+from chatconform.reference.context import Context, ctx_of
+from chatconform.reference.jsonio import json_response
+from chatconform.reference.problems import ApiError, validation_error
+from chatconform.reference.settings import Settings
+from chatconform.reference.validate import is_unicode, json_object, optional_bool
+from chatconform.reference.wire import FrameEncoder, deliver
+
+ROLES = ("system", "user", "assistant", "tool")
+
+
+def _text(message: dict[str, Any], field: str) -> str:
+    """The text of a message's content: a string, text parts, or (assistant only) null/absent."""
+    content = message.get("content")
+    if content is None and message.get("role") == "assistant":
+        return ""
+    if isinstance(content, str):
+        if not is_unicode(content):
+            raise validation_error(field, "must be valid Unicode text")
+        return content
+    if isinstance(content, list):
+        texts = []
+        for n, part in enumerate(content):
+            if not (isinstance(part, dict) and isinstance(part.get("text"), str)):
+                raise validation_error(f"{field}[{n}]", "must be a text content part")
+            texts.append(part["text"])
+        return "".join(texts)
+    raise validation_error(field, "must be a string")
+
+
+def _messages(body: dict[str, Any]) -> list[tuple[str, str]]:
+    if "messages" not in body:
+        raise validation_error("messages", "is required")
+    items = body["messages"]
+    if not isinstance(items, list):
+        raise validation_error("messages", "must be an array")
+    if not items:
+        raise validation_error("messages", "must not be empty")
+    out: list[tuple[str, str]] = []
+    for i, item in enumerate(items):
+        where = f"messages[{i}]"
+        if not isinstance(item, dict):
+            raise validation_error(where, "must be an object")
+        role = item.get("role")
+        if role not in ROLES:
+            raise validation_error(f"{where}.role", f"must be one of {', '.join(ROLES)}")
+        tool_call_id = item.get("tool_call_id")
+        if tool_call_id is not None and not isinstance(tool_call_id, str):
+            raise validation_error(f"{where}.tool_call_id", "must be a string")
+        out.append((role, _text(item, f"{where}.content")))
+    return out
+
+
+def _model_field(body: dict[str, Any]) -> str:
+    if "model" not in body:
+        raise validation_error("model", "is required")
+    model = body["model"]
+    if not isinstance(model, str) or not model:
+        raise validation_error("model", "must be a non-empty string")
+    return model
+
+
+def _check_model(model: str, ctx: Context, principal: Principal) -> None:
+    """The model must be a published agent of the caller's organization."""
+    owner = ctx.tenants.agents().get(model)
+    if owner is None or owner[0] != principal.org_id:
+        status = 404 if ctx.settings.switches.fault_is("unknown-model-404") else 400
+        raise ApiError(status, "model_not_found", "the model is not an agent of this organization")
+    if not owner[1]:
+        raise ApiError(409, "no_published_version", "the agent has no published version")
+
+
+def _chunk(base: dict[str, Any], delta: dict[str, Any], finish: str | None) -> dict[str, Any]:
+    return {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+
+
+async def _stream(
+    base: dict[str, Any], deltas: list[str], t0: float, settings: Settings
+) -> AsyncIterator[bytes]:
+    sw = settings.switches
+    enc = FrameEncoder(sw)
+    name = "chunk" if sw.fault_is("completion-event-lines") else None
+    yield enc.keepalive()
+    yield enc.frame(name, _chunk(base, {"role": "assistant", "content": ""}, None))
+    for i, delta in enumerate(deltas):
+        await sleep_until(delta_deadline(t0, settings.ttft_ms, settings.itl_ms, i))
+        yield enc.keepalive() + enc.frame(name, _chunk(base, {"content": delta}, None))
+    yield enc.keepalive() + enc.frame(name, _chunk(base, {}, "stop"))
+    if not sw.fault_is("completion-no-done"):
+        yield enc.keepalive() + enc.frame(None, "[DONE]")
+
+
+async def create_completion(request: Request) -> Response:
+    t0 = asyncio.get_running_loop().time()
+    ctx = ctx_of(request)
+    sw = ctx.settings.switches
+    principal = ctx.principal(request, WRITE)
+    body = await json_object(request, sw, required=True)
+    model = _model_field(body)
+    history = _messages(body)
+    stream = optional_bool(body, "stream", default=False, allow_null=True)
+    user = body.get("user")
+    if user is not None and not isinstance(user, str):
+        raise validation_error("user", "must be a string")
+    _check_model(model, ctx, principal)
+    last_user = next((text for role, text in reversed(history) if role == "user"), "")
+    plan = plan_turn(last_user, ctx.settings.tokens)
+    base = {"id": "chatcmpl-" + uuid.uuid4().hex, "object": "chat.completion.chunk",
+            "created": int(time.time()), "model": model}  # fmt: skip
+    if stream:
+        frames = _stream(base, plan.deltas, t0, ctx.settings)
+        headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no",
+                   "Content-Type": "text/event-stream; charset=utf-8"}  # fmt: skip
+        return StreamingResponse(deliver(frames, sw), headers=headers)
+    s = ctx.settings
+    await sleep_until(delta_deadline(t0, s.ttft_ms, s.itl_ms, len(plan.deltas) - 1))
+    prompt_tokens = sum(len(text.split()) for _, text in history) or 1
+    answer = {
+        **base,
+        "object": "chat.completion",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": plan.reply},
+                     "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": len(plan.deltas),
+                  "total_tokens": prompt_tokens + len(plan.deltas)},
+    }  # fmt: skip
+    return json_response(answer, sw)

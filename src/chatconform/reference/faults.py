@@ -1,0 +1,68 @@
+"""Fault switches (each breaks exactly one contract rule) and wire variations (legitimate ones)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+#: fault name -> the rule it breaks and how.
+FAULTS: dict[str, str] = {
+    "no-terminal": "SSE-5: the session stream ends without a done frame",
+    "frame-after-done": "SSE-5: one more agent_message frame follows done",
+    "two-terminals": "SSE-5: done, then another done",
+    "wrong-content-type": "SSE-1: the session stream is sent as application/json",
+    "event-name-mismatch": "SSE-3: agent_message frames are named `event: message`",
+    "seq-gap": "SSE-7: seq skips one number mid-stream",
+    "no-final-blank-line": "SSE-2: the last frame has no terminating blank line",
+    "buffered": "SSE-8: the whole reply is sent in one chunk at the end",
+    "history-missing-assistant": "MSG-5: streamed turns store no assistant messages",
+    "history-newest-first": "MSG-4: the history lists newest first",
+    "ended-accepts": "SES-6: posting to an ended session succeeds",
+    "readonly-can-post": "AUTH-2: a chat:read-only key can post messages",
+    "cross-tenant-read": "AUTH-4: another organization's key can GET a session",
+    "publishable-accepted": "AUTH-3: the publishable key is accepted like a secret key",
+    "plain-json-errors": "ERR-1: errors are sent as application/json",
+    "invalid-json-500": "ERR-2: an invalid JSON body gets a 500",
+    "completion-no-done": "OAI-4: the completion stream ends without data: [DONE]",
+    "completion-event-lines": "OAI-4: every completion chunk carries an `event: chunk` line",
+    "unknown-model-404": "OAI-2: an unknown model gets a 404",
+    "long-content-500": "ERR-4/MSG-1: content over 32,000 characters gets a 500",
+    "nonstring-agent-500": "ERR-4: a non-string agentId crashes with a 500",
+    "missing-errors-array": "ERR-2: the 400 for a missing content has no errors[]",
+}
+
+#: variation name -> what changes on the wire (streams of both APIs; `extra` also JSON bodies).
+VARIATIONS: dict[str, str] = {
+    "crlf": "CRLF line ends",
+    "cr": "bare CR line ends",
+    "keepalive": "`: keep-alive` comment lines at the start and between frames",
+    "nospace": "`data:` and `event:` without the space after the colon",
+    "split-data": "each JSON payload split over several data: lines",
+    "bom": "a UTF-8 BOM as the first bytes of the stream",
+    "extra": "unknown fields in every JSON object, and an extra `latency` frame",
+    "dribble": "the body is written 1-7 bytes at a time",
+}
+
+
+@dataclass(frozen=True)
+class Switches:
+    """The fault (at most one) and the variations a server run was started with."""
+
+    fault: str | None = None
+    variations: frozenset[str] = field(default_factory=frozenset)
+
+    def __post_init__(self) -> None:
+        if self.fault is not None and self.fault not in FAULTS:
+            raise ValueError(f"unknown fault {self.fault!r}")
+        unknown = sorted(set(self.variations) - set(VARIATIONS))
+        if unknown:
+            raise ValueError(f"unknown variation(s) {', '.join(unknown)}")
+
+    def fault_is(self, name: str) -> bool:
+        """True when the run's fault is ``name``."""
+        assert name in FAULTS, name
+        return self.fault == name
+
+    def has(self, variation: str) -> bool:
+        """True when ``variation`` is switched on."""
+        assert variation in VARIATIONS, variation
+        return variation in self.variations

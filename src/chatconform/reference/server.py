@@ -1,0 +1,166 @@
+"""Startup: database, credentials, socket, uvicorn; credentials written once listening."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import sqlite3
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import uvicorn
+
+from chatconform.reference.app import PREFIX, build_app
+from chatconform.reference.auth import KeyRing
+from chatconform.reference.context import Context
+from chatconform.reference.ratelimit import RateLimiter
+from chatconform.reference.settings import Settings
+from chatconform.reference.store import AsyncStore, Tenants
+from chatconform.reference.turns import TurnManager
+
+
+@dataclass(frozen=True)
+class ServerOptions:
+    host: str = "127.0.0.1"
+    port: int = 0
+    db: str | None = None
+    credentials_out: str | None = None
+    log_level: str = "warning"
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    family, kind, proto, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(addr)
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock
+
+
+def base_url(host: str, port: int) -> str:
+    """The API base URL clients use (a wildcard bind is reached on loopback)."""
+    host = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(host, host)
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}{PREFIX}"
+
+
+def credentials_document(url: str, keys: KeyRing, tenants: Tenants) -> dict[str, Any]:
+    c = keys.credentials
+    return {
+        "baseUrl": url,
+        "apiKey": c.api_key,
+        "readOnlyKey": c.read_only_key,
+        "writeOnlyKey": c.write_only_key,
+        "otherTenantKey": c.other_tenant_key,
+        "otherTenantAgentId": tenants.agent_b,
+        "publishableKey": c.publishable_key,
+        "agentId": tenants.agent_a,
+        "unpublishedAgentId": tenants.unpublished_a,
+        "pid": os.getpid(),
+    }
+
+
+def write_private_json(path: str, document: dict[str, Any]) -> None:
+    """Write ``document`` atomically to ``path`` with mode 0600 (temp file, fsync, rename)."""
+    tmp = f"{path}.tmp-{os.getpid()}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(document, fh, indent=2)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+async def _serve(
+    server: uvicorn.Server, sock: socket.socket, announce: list[str], after: Callable[[], None]
+) -> int:
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started and not task.done():
+        await asyncio.wait({task}, timeout=0.005)
+    if task.done():
+        await task
+        return 1
+    try:
+        after()
+    except OSError as exc:
+        print(f"cannot write the credentials: {exc}", file=sys.stderr, flush=True)
+        server.should_exit = True
+        await task
+        return 1
+    for line in announce:
+        print(line, flush=True)
+    await task
+    return 0
+
+
+def run(settings: Settings, options: ServerOptions) -> int:
+    """Serve until SIGTERM/SIGINT; 0 on a clean shutdown, 1 if the server cannot start."""
+    logging.basicConfig(level=options.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # fmt: skip
+    if options.db is not None:
+        return _run_on(settings, options, options.db)
+    tmpdir = tempfile.mkdtemp(prefix="chatconform-reference-")
+    try:
+        return _run_on(settings, options, os.path.join(tmpdir, "reference.db"))
+    finally:
+        shutil.rmtree(tmpdir, ignore_errors=True)
+
+
+def _fail(message: str) -> int:
+    print(message, file=sys.stderr, flush=True)
+    return 1
+
+
+def _run_on(settings: Settings, options: ServerOptions, db_path: str) -> int:
+    try:
+        db = AsyncStore(db_path)
+    except (OSError, sqlite3.Error) as exc:
+        return _fail(f"cannot open the database {db_path}: {exc}")
+    try:
+        tenants = db.call_sync(db.store.tenants)
+        keys = KeyRing(tenants)
+        limiter = RateLimiter(settings.rate_limit_rps)
+        ctx = Context(settings, db, tenants, keys, TurnManager(db, settings), limiter)
+        try:
+            sock = _listen(options.host, options.port)
+        except OSError as exc:
+            return _fail(f"cannot listen on {options.host}:{options.port}: {exc}")
+        url = base_url(options.host, sock.getsockname()[1])
+        config = uvicorn.Config(build_app(ctx), log_level=options.log_level, access_log=False,
+                                timeout_graceful_shutdown=5, lifespan="on")  # fmt: skip
+        server = uvicorn.Server(config)
+
+        def stop(signum: int, frame: object) -> None:
+            server.should_exit = True
+
+        # uvicorn captures SIGINT/SIGTERM while serving, then re-raises them: to this handler.
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, stop)
+        out = options.credentials_out
+
+        def write_credentials() -> None:
+            if out is not None:
+                write_private_json(out, credentials_document(url, keys, tenants))
+
+        where = out if out is not None else "not written (use --credentials-out FILE)"
+        announce = [f"chatconform reference server: {url}", f"credentials: {where}"]
+        return asyncio.run(_serve(server, sock, announce, write_credentials))
+    finally:
+        db.close()

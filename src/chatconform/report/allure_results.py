@@ -1,0 +1,356 @@
+"""allure-pytest integration: every conformance test's Allure result carries its rules and verdict.
+
+`install(config, state)` is called from the chatconform pytest plugin's `pytest_configure`. When
+pytest runs with `--alluredir DIR` (allure-pytest writes the results), it registers `AllureAugmenter`,
+which, just before allure-pytest writes each test's result file, adds:
+
+- labels `rule` (one per rule), `level` (D/C), `family`, `verdict` (PASS/FAIL/WARN/SKIP), plus the
+  Behaviors tree (`epic` / `feature` = family / `story` = rule) and `severity` (D critical, C normal);
+- a link per rule (`CHATCONFORM_RULE_URL`, a template with `{rule}`; by default the rule's row in
+  the run's summary.html, `../summary.html#rule-<id>`, as seen from `<run>/allure-report/`);
+- a status that matches chatconform's grading (a contract failure is `failed`, a contract-decision
+  warning stays `passed` with a `CONTRACT WARN` message, a harness error or an unreachable target is
+  `broken`), with messages that categories.json sorts into separate categories;
+- for anything not PASS: the request and response, the SSE wire log with each frame's arrival time,
+  the curl line that reproduces it, and the findings as JSON.
+
+At the end of the session it writes `environment.properties` (target, harness version, spec hash,
+strictness, seed) and `categories.json`, and scrubs every file in the results directory of secrets.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import platform
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chatconform.report.evidence import evidence_key, request_response_text, sse_wire_text
+from chatconform.report.redact import scrub
+
+try:  # allure-pytest is a dependency, but keep the harness usable without it
+    import allure_commons
+    from allure_commons.model2 import Attachment, Label, Link, Status, StatusDetails
+except ImportError:  # pragma: no cover
+    allure_commons = None  # type: ignore[assignment]
+
+RULE_URL_ENV = "CHATCONFORM_RULE_URL"
+DEFAULT_RULE_URL = "../summary.html#rule-{rule}"
+MAX_EXCHANGES_ATTACHED = 4
+
+# Allure 2 categories.json (Allure 3 reads the same rules through allurerc `categories`).
+# Regexes are anchored with ^ and end in [\s\S]* so Java's full match and JS's search agree.
+CATEGORIES: list[dict[str, Any]] = [
+    {
+        "name": "Contract failures: documented rules (D)",
+        "matchedStatuses": ["failed"],
+        "messageRegex": r"^CONTRACT FAIL \(D\)[\s\S]*",
+    },
+    {
+        "name": "Contract failures: contract decisions (C, --strict)",
+        "matchedStatuses": ["failed"],
+        "messageRegex": r"^CONTRACT FAIL \(C\)[\s\S]*",
+    },
+    {
+        "name": "Contract-decision warnings (C)",
+        "matchedStatuses": ["passed"],
+        "messageRegex": r"^CONTRACT WARN[\s\S]*",
+    },
+    {
+        "name": "Harness errors: target unreachable or timed out",
+        "matchedStatuses": ["broken"],
+        "messageRegex": r"^TARGET UNREACHABLE OR TIMED OUT[\s\S]*",
+    },
+    {
+        "name": "Harness errors: exceptions in the harness",
+        "matchedStatuses": ["broken"],
+    },
+]
+
+
+def pytest_args(report_dir: Path) -> list[str]:
+    """What `chatconform run` passes to pytest so that every run writes Allure results."""
+    return ["--alluredir", str(Path(report_dir) / "allure-results"), "--clean-alluredir"]
+
+
+def install(config: pytest.Config, state: Any) -> AllureAugmenter | None:
+    """Register the augmenter when allure-pytest is writing results (`--alluredir`)."""
+    if allure_commons is None:
+        return None
+    alluredir = config.getoption("allure_report_dir", default=None)
+    if not alluredir:
+        return None
+    aug = AllureAugmenter(config, state, Path(alluredir))
+    config.pluginmanager.register(aug, "chatconform-allure")
+    allure_commons.plugin_manager.register(aug.allure_hooks)
+    return aug
+
+
+def rule_url(rule_id: str) -> str:
+    return os.environ.get(RULE_URL_ENV, DEFAULT_RULE_URL).replace("{rule}", rule_id)
+
+
+def spec_sha256() -> str:
+    try:
+        from chatconform.spec import SPEC_PATH
+
+        return hashlib.sha256(SPEC_PATH.read_bytes()).hexdigest()
+    except OSError:
+        return "unavailable"
+
+
+def _props_escape(value: str) -> str:
+    out = value.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")
+    return "".join(c if ord(c) < 128 else f"\\u{ord(c):04x}" for c in out)
+
+
+def write_environment(alluredir: Path, env: dict[str, str]) -> Path:
+    lines = [f"{k}={_props_escape(v)}" for k, v in env.items()]
+    path = alluredir / "environment.properties"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def write_categories(alluredir: Path) -> Path:
+    path = alluredir / "categories.json"
+    path.write_text(json.dumps(CATEGORIES, indent=2), encoding="utf-8")
+    return path
+
+
+def _declared_rules(item: pytest.Item) -> list[str]:
+    ids: list[str] = []
+    for mark in item.iter_markers("rule"):
+        ids.extend(str(a) for a in mark.args)
+    return ids
+
+
+class _AllureHooks:
+    """The allure-commons side: runs before allure's file logger writes a test result."""
+
+    def __init__(self, owner: AllureAugmenter) -> None:
+        self.owner = owner
+
+    if allure_commons is not None:
+
+        @allure_commons.hookimpl(tryfirst=True)
+        def report_result(self, result: Any) -> None:
+            self.owner.augment(result)
+
+
+class AllureAugmenter:
+    """The pytest side: knows the current test and its reports; the RunState holds the findings."""
+
+    def __init__(self, config: pytest.Config, state: Any, alluredir: Path) -> None:
+        self.config = config
+        self.state = state
+        self.alluredir = alluredir
+        self.current: pytest.Item | None = None
+        self.reports: list[pytest.TestReport] = []
+        self.allure_hooks = _AllureHooks(self)
+
+    # -- pytest hooks ---------------------------------------------------------------------------
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> None:
+        self.current = item
+        self.reports = []
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if self.current is not None and report.nodeid == self.current.nodeid:
+            self.reports.append(report)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if getattr(session.config, "workerinput", None) is not None:
+            return
+        self.alluredir.mkdir(parents=True, exist_ok=True)
+        write_environment(self.alluredir, self.environment())
+        write_categories(self.alluredir)
+        self.scrub_dir()
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        if allure_commons is not None:
+            with contextlib.suppress(ValueError):
+                allure_commons.plugin_manager.unregister(self.allure_hooks)
+
+    # -- environment ----------------------------------------------------------------------------
+    def secrets(self) -> list[tuple[str, str]]:
+        target = getattr(self.state, "target", None)
+        return list(target.secrets().items()) if target is not None else []
+
+    def environment(self) -> dict[str, str]:
+        from chatconform import __version__
+
+        target = getattr(self.state, "target", None)
+        seed = self.config.getoption("cc_fuzz_seed", default=None)
+        if seed is None:
+            seed = getattr(self.state, "fuzz_seed", None)
+        families = getattr(self.state, "families", None)
+        env = {
+            "target": target.base_url if target is not None else "unknown",
+            "target.embedded": str(bool(target and target.embedded)).lower(),
+            "harness.version": f"chatconform {__version__}",
+            "spec.sha256": spec_sha256(),
+            "strictness": "strict (contract decisions FAIL)"
+            if self.state.strict
+            else "default (contract decisions WARN)",
+            "seed": str(seed) if seed is not None else "unset (the fuzz suite chose its own)",
+            "suites": ",".join(families) if families else "all",
+            "python": platform.python_version(),
+        }
+        return {k: scrub(v, self.secrets()) for k, v in env.items()}
+
+    def scrub_dir(self) -> None:
+        """Rewrite any results file that holds a secret value (e.g. captured output)."""
+        secrets = self.secrets()
+        for path in self.alluredir.iterdir():
+            if not path.is_file() or path.stat().st_size > 20 * 1024 * 1024:
+                continue
+            try:
+                text = path.read_text(encoding="utf-8")
+            except (UnicodeDecodeError, OSError):
+                continue
+            clean = scrub(text, secrets)
+            if clean != text:
+                path.write_text(clean, encoding="utf-8")
+
+    # -- the result -----------------------------------------------------------------------------
+    def _attach(self, result: Any, name: str, body: str, mime: str = "text/plain") -> None:
+        ext = "json" if mime == "application/json" else "txt"
+        file_name = f"{uuid.uuid4()}-attachment.{ext}"
+        allure_commons.plugin_manager.hook.report_attached_data(
+            body=scrub(body, self.secrets()).encode("utf-8"), file_name=file_name
+        )
+        result.attachments.append(Attachment(name=name, source=file_name, type=mime))
+
+    def augment(self, result: Any) -> None:
+        item = self.current
+        if item is None:
+            return
+        from chatconform.rules import RULES
+
+        declared = _declared_rules(item)
+        findings = [f for f in self.state.findings if f.test == item.nodeid]
+        if not declared and not findings:
+            return
+        strict = bool(self.state.strict)
+        fails = [f for f in findings if f.grade(strict) == "FAIL"]
+        warns = [f for f in findings if f.grade(strict) == "WARN"]
+        skipped = any(r.skipped for r in self.reports)
+        pytest_failed = any(r.failed for r in self.reports)
+        if fails or (pytest_failed and not findings):
+            verdict = "FAIL"
+        elif warns:
+            verdict = "WARN"
+        elif skipped:
+            verdict = "SKIP"
+        else:
+            verdict = "PASS"
+
+        rule_ids = list(dict.fromkeys([*declared, *(f.rule for f in findings)]))
+        known = [RULES[r] for r in rule_ids if r in RULES]
+        labels: list[Any] = []
+        for r in known:
+            labels.append(Label(name="rule", value=r.id))
+        for level in dict.fromkeys(r.level for r in known):
+            labels.append(Label(name="level", value=level))
+        for family in dict.fromkeys(r.family for r in known):
+            labels.append(Label(name="family", value=family))
+            labels.append(Label(name="feature", value=family))
+        for r in known:
+            if r.id in declared:
+                labels.append(Label(name="story", value=f"{r.id} {r.title}"))
+        labels.append(Label(name="verdict", value=verdict))
+        labels.append(Label(name="epic", value="Flowyte Chat API contract"))
+        severity = "critical" if any(r.level == "D" for r in known) else "normal"
+        labels.append(Label(name="severity", value=severity))
+        labels += [Label(name="tag", value=t) for t in [*(r.id for r in known), verdict]]
+        replace = {"severity", "epic", "feature", "story"}
+        result.labels = [lb for lb in result.labels if lb.name not in replace] + labels
+        result.links = list(result.links) + [
+            Link(type="link", url=rule_url(r.id), name=f"{r.id}: {r.title}") for r in known
+        ]
+        desc = [f"**Verdict: {verdict}**", ""]
+        desc += [
+            f"- **{r.id}** ({'documented' if r.level == 'D' else 'contract decision'}, {r.level}): "
+            f"{r.title}"
+            for r in known
+        ]
+        result.description = "\n".join(desc)
+
+        secrets = self.secrets()
+        bad = fails + warns
+        trace = scrub("\n\n".join(self._render(f, strict) for f in bad), secrets) or None
+        harness = [f for f in fails if f.got.startswith("harness error")]
+        transport = [
+            f
+            for f in fails
+            if f.evidence and f.evidence.get("response") is None and f.evidence.get("error")
+        ]
+        if harness:
+            result.status = Status.BROKEN
+            message = f"HARNESS ERROR in {harness[0].rule}: {harness[0].got}"
+        elif transport:
+            result.status = Status.BROKEN
+            message = f"TARGET UNREACHABLE OR TIMED OUT ({transport[0].rule}): {transport[0].got}"
+        elif fails:
+            first = sorted(fails, key=lambda f: f.effective_level() != "D")[0]
+            result.status = Status.FAILED
+            message = f"CONTRACT FAIL ({first.effective_level()}) {first.rule}: {first.message}"
+            if len(fails) > 1:
+                message += f" (+{len(fails) - 1} more)"
+        elif warns:
+            result.status = Status.PASSED
+            message = f"CONTRACT WARN (C) {warns[0].rule}: {warns[0].message}"
+            if len(warns) > 1:
+                message += f" (+{len(warns) - 1} more)"
+        elif verdict == "PASS":
+            result.status = Status.PASSED  # a WARN-only Fatal looked "broken" to allure-pytest
+            result.statusDetails = None
+            message = ""
+        else:
+            message = ""
+        if message:
+            result.statusDetails = StatusDetails(message=scrub(message, secrets), trace=trace)
+
+        if bad:
+            self._attach_evidence(result, bad, strict)
+
+    @staticmethod
+    def _render(f: Any, strict: bool) -> str:
+        text = f.render(strict)
+        if f.test:
+            text += f"\n  test: {f.test}"
+        return text
+
+    def _attach_evidence(self, result: Any, bad: list[Any], strict: bool) -> None:
+        seen: set[str] = set()
+        for f in bad:
+            key = evidence_key(f.evidence)
+            if key and key in seen:
+                continue
+            if len(seen) >= MAX_EXCHANGES_ATTACHED:
+                break
+            seen.add(key or f"{f.rule}:{f.message}")
+            tag = f"{f.rule} {f.grade(strict)}"
+            if f.evidence:
+                self._attach(
+                    result, f"{tag}: request and response", request_response_text(f.evidence)
+                )
+                wire = sse_wire_text(f.evidence)
+                if wire:
+                    self._attach(result, f"{tag}: SSE wire log (arrival times)", wire)
+            if f.reproduce:
+                self._attach(result, f"{tag}: reproduce (curl)", f.reproduce + "\n")
+        findings = [f.to_json() | {"grade": f.grade(strict)} for f in bad]
+        self._attach(
+            result,
+            "findings.json",
+            json.dumps(findings, indent=2, ensure_ascii=False),
+            "application/json",
+        )

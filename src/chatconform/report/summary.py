@@ -1,0 +1,413 @@
+"""summary.html (one self-contained page) and summary.md (sized for a CI job summary) of a run.
+
+`write_run_reports(report_dir)` reads summary.json (conformance) and load-summary.json plus the
+per-request JSONL (load) from the directory, whichever are there, and writes both files. With
+`$GITHUB_STEP_SUMMARY` set it appends the Markdown there, each section (conformance, load) once per
+report directory, so calling it after `run` and again after `load` does not repeat the first part.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from chatconform.report.evidence import request_response_text, sse_wire_text, stream_frames
+from chatconform.report.html import badge, e, page
+from chatconform.report.load import (
+    METRICS,
+    PCTS,
+    LoadRun,
+    endpoint_rows,
+    fmt_num,
+    plots,
+    read_load,
+    threshold_rows,
+    threshold_text,
+)
+from chatconform.report.redact import scrub
+from chatconform.report.util import ReportError, clip, first_finding, read_summary, sorted_rules
+
+HTML_FILE = "summary.html"
+MD_FILE = "summary.md"
+MD_BUDGET = 60_000  # characters; GitHub allows 1 MiB per step summary, people read far less
+STEP_MARKER = ".step-summary-sections"
+MAX_FINDINGS_SHOWN = 8  # per rule, in the HTML
+
+
+def _version() -> str:
+    from chatconform import __version__
+
+    return __version__
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+# -- HTML -----------------------------------------------------------------------------------------
+def _frames_table(ev: dict[str, Any]) -> str:
+    frames = stream_frames(ev)
+    if not frames:
+        return ""
+    rows = "".join(
+        f"<tr><td>{e(fr.get('atMs'))}</td><td>{e(fr.get('read'))}</td><td>{e(fr.get('event'))}"
+        f"</td><td>{e(clip(str(fr.get('data')), 300))}</td></tr>"
+        for fr in frames
+    )
+    stream = ev.get("stream") or {}
+    viol = stream.get("violations") or []
+    extra = f"<div>parser violations: {e('; '.join(map(str, viol)))}</div>" if viol else ""
+    return (
+        f"<details><summary>SSE frames: {len(frames)} dispatched, ended by "
+        f'{e(stream.get("endedBy"))}</summary>{extra}<table class="frames"><tr><th>arrival ms</th>'
+        f"<th>read#</th><th>event</th><th>data</th></tr>{rows}</table></details>"
+    )
+
+
+def _finding_html(f: dict[str, Any], i: int) -> str:
+    parts = [
+        f'<details class="finding"{" open" if i == 0 else ""}><summary>{e(f.get("rule"))} '
+        f"({e(f.get('level'))}): {e(clip(str(f.get('message')), 240))}</summary>",
+        '<table class="kv">',
+        f"<tr><td>expected</td><td>{e(f.get('expected'))}</td></tr>",
+        f"<tr><td>got</td><td>{e(f.get('got'))}</td></tr>",
+    ]
+    if f.get("test"):
+        parts.append(f"<tr><td>test</td><td><code>{e(f['test'])}</code></td></tr>")
+    parts.append("</table>")
+    if f.get("reproduce"):
+        parts.append(f'<div>reproduce:</div><pre class="curl">{e(f["reproduce"])}</pre>')
+    ev = f.get("evidence")
+    if isinstance(ev, dict):
+        parts.append(
+            "<details><summary>request and response</summary>"
+            f"<pre>{e(request_response_text(ev))}</pre></details>"
+        )
+        parts.append(_frames_table(ev))
+        wire = sse_wire_text(ev)
+        if wire:
+            parts.append(
+                f"<details><summary>SSE wire log (arrival times, raw)</summary><pre>{e(wire)}</pre>"
+                "</details>"
+            )
+    parts.append("</details>")
+    return "".join(parts)
+
+
+def _conformance_html(s: dict[str, Any]) -> str:
+    c = s.get("counts") or {}
+    target = (s.get("target") or {}).get("baseUrl", "?")
+    mode = (
+        "strict: contract decisions FAIL" if s.get("strict") else "default: contract decisions WARN"
+    )
+    verdict = str(s.get("verdict", "?"))
+    total = len(s.get("rules") or [])
+    out = [
+        f'<div class="banner v-{e(verdict)}" id="verdict" data-verdict="{e(verdict)}">'
+        f'<div class="big">{e(verdict)}</div><div><div><b>{e(target)}</b></div>'
+        f'<div class="counts" id="counts">'
+        + "".join(
+            f'<span data-count="{k}">{badge(k)} {int(c.get(k, 0))}</span>'
+            for k in ("FAIL", "WARN", "SKIP", "PASS")
+        )
+        + f'<span class="muted">of {total} rules · {e(mode)}</span></div></div></div>'
+    ]
+    errors = s.get("harnessErrors") or []
+    if errors:
+        out.append(
+            '<h3 id="harness-errors">Harness errors</h3><ul>'
+            + "".join(f"<li><code>{e(x)}</code></li>" for x in errors)
+            + "</ul>"
+        )
+    out.append(
+        '<h2>Rules</h2><table id="rules"><tr><th>Rule</th><th>Level</th><th>Family</th>'
+        "<th>Title</th><th>Verdict</th><th>First finding</th></tr>"
+    )
+    for r in sorted_rules(s.get("rules") or []):
+        v = str(r.get("verdict"))
+        rid = str(r.get("id"))
+        out.append(
+            f'<tr class="rule v-{e(v)}" id="rule-{e(rid)}" data-rule="{e(rid)}" '
+            f'data-verdict="{e(v)}"><td class="id"><a href="#rule-{e(rid)}">{e(rid)}</a></td>'
+            f"<td>{e(r.get('level'))}</td><td>{e(r.get('family'))}</td><td>{e(r.get('title'))}</td>"
+            f"<td>{badge(v)}</td><td>{e(clip(first_finding(r), 300))}</td></tr>"
+        )
+        findings = r.get("findings") or []
+        if v in ("FAIL", "WARN") and findings:
+            shown = findings[:MAX_FINDINGS_SHOWN]
+            more = len(findings) - len(shown)
+            tests = ", ".join(r.get("tests") or [])
+            body = "".join(_finding_html(f, i) for i, f in enumerate(shown))
+            if more > 0:
+                body += f'<div class="muted">… and {more} more findings in summary.json</div>'
+            out.append(
+                f'<tr class="evidence" data-evidence-for="{e(rid)}"><td colspan="6">'
+                f"<details><summary>Evidence: {len(findings)} finding(s)"
+                f"{' from ' + e(clip(tests, 200)) if tests else ''}</summary>{body}</details>"
+                "</td></tr>"
+            )
+    out.append("</table>")
+    return "".join(out)
+
+
+def _load_html(run: LoadRun) -> str:
+    out = ['<h2 id="load">Load</h2>']
+    s = run.summary
+    if s is not None:
+        out.append(
+            f'<div id="load-verdict" data-verdict="{e(run.verdict)}">Load verdict: '
+            f"{badge(run.verdict)}</div>"
+        )
+        ths = threshold_rows(s)
+        if ths:
+            out.append(
+                '<h3>Thresholds</h3><table id="thresholds"><tr><th>Threshold</th><th>Limit</th>'
+                "<th>Actual</th><th>Verdict</th></tr>"
+            )
+            for t in ths:
+                name, limit, actual, verdict = threshold_text(t)
+                out.append(
+                    f"<tr><td>{e(name)}</td><td>{e(limit)}</td><td>{e(actual)}</td>"
+                    f"<td>{badge(verdict)}</td></tr>"
+                )
+            out.append("</table>")
+        rows = endpoint_rows(s)
+        if rows:
+            out.append(
+                '<h3>Per endpoint</h3><table id="load-endpoints"><tr><th>Endpoint</th>'
+                "<th>Requests</th><th>Errors</th><th>Incomplete</th><th>req/s</th><th>tok/s</th>"
+                "<th>Metric</th>" + "".join(f"<th>{p}</th>" for p in PCTS) + "</tr>"
+            )
+            for name, ep in rows:
+                first = True
+                for key, label in METRICS:
+                    m = ep.get(key)
+                    if not isinstance(m, dict):
+                        continue
+                    lead = (
+                        f"<td>{e(name)}</td><td>{e(fmt_num(ep.get('requests')))}</td>"
+                        f"<td>{e(fmt_num(ep.get('errors')))}</td>"
+                        f"<td>{e(fmt_num(ep.get('incomplete')))}</td>"
+                        f"<td>{e(fmt_num(ep.get('requests_per_s'), 2))}</td>"
+                        f"<td>{e(fmt_num(ep.get('tokens_per_s'), 1))}</td>"
+                        if first
+                        else "<td></td>" * 6
+                    )
+                    first = False
+                    cells = "".join(f"<td>{e(fmt_num(m.get(p), 2))}</td>" for p in PCTS)
+                    out.append(f"<tr>{lead}<td>{e(label)}</td>{cells}</tr>")
+            out.append("</table>")
+        client = s.get("client")
+        if isinstance(client, dict) and client:
+            out.append(
+                '<div class="muted">client health: '
+                + ", ".join(f"{e(k)} {e(fmt_num(v, 2))}" for k, v in client.items())
+                + "</div>"
+            )
+    if run.samples:
+        imgs = plots(run)
+        note = f"{len(run.samples)} requests from {e(run.jsonl.name if run.jsonl else '?')}"
+        if run.truncated:
+            note += " (first records only)"
+        if imgs:
+            out.append(
+                f'<h3>Plots</h3><div class="muted">{note}</div><div class="grid" id="plots">'
+            )
+            out += [
+                f'<figure><img class="plot" alt="{e(t)}" title="{e(t)}" '
+                f'src="data:image/png;base64,{b64}"></figure>'
+                for t, b64 in imgs
+            ]
+            out.append("</div>")
+        else:
+            out.append(
+                f'<div class="muted">{note}; no plots (matplotlib not installed, or no completed '
+                "request)</div>"
+            )
+    return "".join(out)
+
+
+def render_html(summary: dict[str, Any] | None, load: LoadRun | None, title: str) -> str:
+    body = [f"<h1>{e(title)}</h1>"]
+    body.append(f'<div class="muted">chatconform {e(_version())} · generated {e(_now())}</div>')
+    if summary is not None:
+        body.append(_conformance_html(summary))
+    if load is not None:
+        body.append(_load_html(load))
+    body.append(
+        "<footer>Verdicts: FAIL a rule broken (documented rules always; contract decisions under "
+        "--strict) · WARN a contract decision broken without --strict · SKIP not exercised by this "
+        "run's configuration. Secrets are shown as $FLOWYTE_* variable names.</footer>"
+    )
+    return page(title, "\n".join(body))
+
+
+# -- Markdown -------------------------------------------------------------------------------------
+def _md_cell(text: object, limit: int = 160) -> str:
+    s = clip(" ".join(str(text).split()), limit)
+    return s.replace("|", "\\|").replace("<", "&lt;")
+
+
+ICON = {"PASS": "✅", "FAIL": "❌", "WARN": "⚠️", "SKIP": "⏭️"}
+
+
+def _conformance_md(s: dict[str, Any]) -> str:
+    c = s.get("counts") or {}
+    verdict = str(s.get("verdict", "?"))
+    target = (s.get("target") or {}).get("baseUrl", "?")
+    mode = "strict" if s.get("strict") else "default (contract decisions WARN)"
+    rules = sorted_rules(s.get("rules") or [])
+    lines = [
+        f"## chatconform conformance: {ICON.get(verdict, '')} {verdict}",
+        "",
+        f"Target `{target}` · {mode} · **{c.get('FAIL', 0)} FAIL · {c.get('WARN', 0)} WARN · "
+        f"{c.get('SKIP', 0)} SKIP · {c.get('PASS', 0)} PASS** of {len(rules)} rules",
+        "",
+    ]
+    for err in (s.get("harnessErrors") or [])[:5]:
+        lines.append(f"- harness error: `{_md_cell(err, 200)}`")
+    bad = [r for r in rules if r.get("verdict") in ("FAIL", "WARN")]
+    if bad:
+        lines += [
+            "| Rule | Lvl | Verdict | Title | First finding |",
+            "|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {r['id']} | {r.get('level')} | {ICON.get(r['verdict'], '')} {r['verdict']} | "
+            f"{_md_cell(r.get('title'), 80)} | {_md_cell(first_finding(r))} |"
+            for r in bad
+        ]
+        lines.append("")
+        for r in bad[:10]:
+            f = (r.get("findings") or [{}])[0]
+            if f.get("reproduce"):
+                lines += [
+                    f"<details><summary>{r['id']}: reproduce</summary>",
+                    "",
+                    "```sh",
+                    clip(str(f["reproduce"]), 1500),
+                    "```",
+                    "</details>",
+                    "",
+                ]
+    skipped = [r for r in rules if r.get("verdict") == "SKIP"]
+    if skipped:
+        lines.append(
+            "Skipped: "
+            + "; ".join(f"{r['id']} ({_md_cell(r.get('reason'), 90)})" for r in skipped[:15])
+        )
+        lines.append("")
+    lines += [
+        f"<details><summary>All {len(rules)} rules</summary>",
+        "",
+        "| Rule | Lvl | Verdict | Title |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r['id']} | {r.get('level')} | {r['verdict']} | {_md_cell(r.get('title'), 80)} |"
+        for r in rules
+    ]
+    lines += ["", "</details>", ""]
+    return "\n".join(lines)
+
+
+def _load_md(run: LoadRun) -> str:
+    s = run.summary or {}
+    v = run.verdict or "?"
+    lines = [f"## chatconform load: {ICON.get(v, '')} {v}", ""]
+    ths = threshold_rows(s)
+    if ths:
+        lines += ["| Threshold | Limit | Actual | Verdict |", "|---|---|---|---|"]
+        lines += ["| " + " | ".join(_md_cell(x) for x in threshold_text(t)) + " |" for t in ths]
+        lines.append("")
+    rows = endpoint_rows(s)
+    if rows:
+        lines += [
+            "| Endpoint | Requests | Errors | Incomplete | TTFT p50/p95/p99 ms | ITL p50/p99 ms | "
+            "E2E p95 ms | tok/s |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for name, ep in rows:
+            t = ep.get("ttft_ms") or {}
+            i = ep.get("itl_ms") or {}
+            e2e = ep.get("e2e_ms") or {}
+            lines.append(
+                f"| {_md_cell(name)} | {fmt_num(ep.get('requests'))} | {fmt_num(ep.get('errors'))} "
+                f"| {fmt_num(ep.get('incomplete'))} | {fmt_num(t.get('p50'))} / "
+                f"{fmt_num(t.get('p95'))} / {fmt_num(t.get('p99'))} | {fmt_num(i.get('p50'))} / "
+                f"{fmt_num(i.get('p99'))} | {fmt_num(e2e.get('p95'))} | "
+                f"{fmt_num(ep.get('tokens_per_s'))} |"
+            )
+        lines.append("")
+    if run.samples and not rows:
+        lines += [f"{len(run.samples)} per-request records; plots in summary.html.", ""]
+    return "\n".join(lines)
+
+
+def render_md(summary: dict[str, Any] | None, load: LoadRun | None) -> tuple[str, dict[str, str]]:
+    """The whole summary.md, and its sections by name (for the CI step summary)."""
+    sections: dict[str, str] = {}
+    if summary is not None:
+        sections["conformance"] = _conformance_md(summary)
+    if load is not None:
+        sections["load"] = _load_md(load)
+    text = "\n".join(sections.values()) + "\n_Full report: summary.html in the report directory._\n"
+    if len(text) > MD_BUDGET:
+        text = text[: MD_BUDGET - 80] + "\n\n… (truncated; see summary.html)\n"
+    return text, sections
+
+
+# -- entry point ----------------------------------------------------------------------------------
+def _append_step_summary(report_dir: Path, sections: dict[str, str]) -> None:
+    target = os.environ.get("GITHUB_STEP_SUMMARY")
+    if not target:
+        return
+    marker = report_dir / STEP_MARKER
+    sent = set(marker.read_text(encoding="utf-8").split()) if marker.exists() else set()
+    new = {k: v for k, v in sections.items() if k not in sent}
+    if not new:
+        return
+    text = "\n".join(new.values())
+    if len(text) > MD_BUDGET:
+        text = text[: MD_BUDGET - 80] + "\n\n… (truncated; see summary.html)\n"
+    with open(target, "a", encoding="utf-8") as fh:
+        fh.write(text + "\n")
+    marker.write_text("\n".join(sorted(sent | set(new))) + "\n", encoding="utf-8")
+
+
+def write_run_reports(report_dir: Path) -> list[Path]:
+    """Write summary.html and summary.md for the run(s) in `report_dir`; return their paths."""
+    report_dir = Path(report_dir)
+    summary = read_summary(report_dir)
+    load = read_load(report_dir)
+    if summary is None and load is None:
+        raise ReportError(
+            f"{report_dir} holds neither summary.json (chatconform run) nor load-summary.json "
+            "(chatconform load)"
+        )
+    target = (summary or {}).get("target", {}).get("baseUrl") or (
+        (load.summary or {}).get("target", {}) if load and load.summary else {}
+    )
+    if isinstance(target, dict):
+        target = target.get("baseUrl", "")
+    verdict = (summary or {}).get("verdict") or (load.verdict if load else "")
+    title = f"chatconform {verdict}: {target}" if target else f"chatconform {verdict}"
+    html_text = scrub(render_html(summary, load, title))
+    md_text, sections = render_md(summary, load)
+    md_text = scrub(md_text)
+    html_path = report_dir / HTML_FILE
+    md_path = report_dir / MD_FILE
+    html_path.write_text(html_text, encoding="utf-8")
+    md_path.write_text(md_text, encoding="utf-8")
+    _append_step_summary(report_dir, {k: scrub(v) for k, v in sections.items()})
+    return [html_path, md_path]
+
+
+def summary_for_matrix(report_dir: Path) -> dict[str, Any]:
+    s = read_summary(report_dir)
+    if s is None:
+        raise ReportError(f"{report_dir} has no summary.json (not a `chatconform run` directory)")
+    return json.loads(json.dumps(s))

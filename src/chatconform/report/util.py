@@ -1,0 +1,54 @@
+"""Small shared helpers: reading a run's summary.json, verdict ordering, text truncation."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+VERDICT_ORDER: dict[str, int] = {"FAIL": 0, "WARN": 1, "SKIP": 2, "PASS": 3}
+SUMMARY_FILE = "summary.json"
+LOAD_SUMMARY_FILE = "load-summary.json"
+
+
+class ReportError(Exception):
+    """A report cannot be built from what is in the directory (exit 2, one line)."""
+
+
+def read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ReportError(f"{path} does not exist") from None
+    except (OSError, ValueError) as exc:
+        raise ReportError(f"cannot read {path}: {exc}") from None
+
+
+def read_summary(report_dir: Path) -> dict[str, Any] | None:
+    """The run's summary.json, or None when the directory holds no conformance run."""
+    path = report_dir / SUMMARY_FILE
+    if not path.exists():
+        return None
+    data = read_json(path)
+    if not isinstance(data, dict) or not isinstance(data.get("rules"), list):
+        raise ReportError(f"{path} is not a chatconform summary (no 'rules' list)")
+    return data
+
+
+def sorted_rules(rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Failures first, then warnings, skips and passes; registry order within each."""
+    indexed = list(enumerate(rules))
+    indexed.sort(key=lambda p: (VERDICT_ORDER.get(p[1].get("verdict", ""), 9), p[0]))
+    return [r for _, r in indexed]
+
+
+def clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: max(0, limit - 1)] + "…"
+
+
+def first_finding(rule: dict[str, Any]) -> str:
+    """The line a person reads first: the first finding's message, else the reason."""
+    findings = rule.get("findings") or []
+    if findings:
+        return str(findings[0].get("message") or "")
+    return str(rule.get("reason") or "")

@@ -1,0 +1,90 @@
+"""Schema-driven fuzzing (Schemathesis over specs/chat-api.yaml): what the scenario suites did not think of.
+
+Stateless: all six operations, examples + coverage + fuzzing phases, positive and negative, with
+Schemathesis's built-in checks configured from the contract and chatconform's SSE-aware checks.
+Stateful: sequences through the spec's links with a model of the sessions; tenancy: the same
+sequences replayed with the other organization's key. The seed is printed at the start and written
+to the JUnit properties and fuzz.json; `--seed N` (`--fuzz-seed`) replays a run, `--max-examples N`
+(`--fuzz-max-examples`) raises the budget. Schemathesis's own JUnit report goes to
+`<report dir>/schemathesis-junit.xml`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chatconform.budget import Budget
+from chatconform.fuzz import DEFAULT_MAX_EXAMPLES, Fuzzer, FuzzSettings, Stateful, new_seed
+from chatconform.plugin import Expect
+from chatconform.target import Target
+
+pytestmark = pytest.mark.family("fuzz")
+
+STATELESS_RULES = (
+    "ERR-1", "ERR-2", "ERR-4", "ENV-1", "AUTH-1", "SES-1", "SES-4", "SES-5", "SES-7", "MSG-1",
+    "MSG-2", "MSG-4", "SSE-1", "SSE-3", "SSE-5", "SSE-7", "OAI-1", "OAI-2", "OAI-3", "OAI-4", "OAI-7",
+)  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def fuzzer(
+    request: pytest.FixtureRequest,
+    target: Target,
+    fuzz_options: dict[str, int | None],
+    report_dir: Path,
+    record_testsuite_property: Callable[[str, object], None],
+    budget: Budget | None,
+) -> Iterator[Fuzzer]:
+    seed = fuzz_options["seed"]
+    settings = FuzzSettings(
+        seed=seed if seed is not None else new_seed(),
+        max_examples=fuzz_options["max_examples"] or DEFAULT_MAX_EXAMPLES,
+    )
+    line = (
+        f"chatconform fuzz: seed {settings.seed}, max examples {settings.max_examples} "
+        f"(replay with --seed {settings.seed})"
+    )
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    if reporter is not None and capture is not None:
+        with capture.global_and_fixture_disabled():
+            reporter.write_line(line)
+    record_testsuite_property("fuzz_seed", settings.seed)
+    record_testsuite_property("fuzz_max_examples", settings.max_examples)
+    fz = Fuzzer(target, settings, budget)
+    try:
+        yield fz
+    finally:
+        fz.close()
+        report_dir.mkdir(parents=True, exist_ok=True)
+        fz.write_junit(report_dir / "schemathesis-junit.xml")
+        summary: dict[str, Any] = fz.summary()
+        (report_dir / "fuzz.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+
+
+@pytest.mark.rule(*STATELESS_RULES)
+def test_stateless(fuzzer: Fuzzer, expect: Expect) -> None:
+    """Every operation, positive and negative, against the built-in and the SSE-aware checks."""
+    fuzzer.run_stateless()
+    expect.check(fuzzer.findings())
+
+
+@pytest.mark.rule("SES-4", "SES-6", "MSG-5")
+def test_stateful(fuzzer: Fuzzer, expect: Expect) -> None:
+    """Link-driven sequences: created -> gettable, history = what the posts returned, ended refuses."""
+    Stateful(fuzzer).run()
+    expect.check(fuzzer.findings())
+
+
+@pytest.mark.rule("AUTH-4")
+def test_stateful_tenancy(fuzzer: Fuzzer, expect: Expect, target: Target) -> None:
+    """The same sequences with the other organization's key swapped in never succeed."""
+    if not target.other_tenant_key:
+        pytest.skip("not configured: give --other-tenant-key or FLOWYTE_OTHER_TENANT_KEY")
+    Stateful(fuzzer, tenancy=True, label="Stateful tests (tenancy)").run()
+    expect.check(fuzzer.findings())

@@ -1,0 +1,459 @@
+"""Unit tests of chatconform.checks.history (MSG-2..7) on hand-built turns and histories."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from chatconform.checks import history
+from chatconform.record import Exchange
+from observations import (
+    MESSAGES_PATH,
+    SESSION_ID,
+    USER_TEXT,
+    enveloped,
+    exchange,
+    json_response,
+    levels,
+    message,
+    no_response,
+    problem_response,
+    rules,
+    tool_turn,
+    turn_messages,
+)
+
+
+def turn_reply(messages: Any, status: int = 200) -> Exchange:
+    return enveloped({"messages": messages}, status=status, method="POST", path=MESSAGES_PATH)
+
+
+def page_reply(items: Any, next_cursor: Any = None, limit: Any = 50, **pag: Any) -> Exchange:
+    body = {
+        "success": True,
+        "data": items,
+        "pagination": {"nextCursor": next_cursor, "limit": limit, **pag},
+    }
+    return json_response(200, body, path=MESSAGES_PATH)
+
+
+def transcript(turns: int = 2) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for n in range(1, turns + 1):
+        out += turn_messages(content=f"q{n}", reply=f"a{n}", n=n)
+    return out
+
+
+# -- MSG-3: message_shapes -------------------------------------------------------------------
+
+
+def test_message_shapes_correct_is_fine() -> None:
+    assert history.message_shapes(turn_messages(), SESSION_ID, None) == []
+    assert history.message_shapes(tool_turn(), SESSION_ID, None) == []
+
+
+def test_message_shapes_with_knowledge_and_extra_fields_is_fine() -> None:
+    kb = [{"id": "k1", "answer": "a", "similarity": 0.9, "sourceUrl": "https://x"}]
+    msgs = turn_messages()
+    msgs[1]["knowledge"] = kb
+    msgs[1]["newField"] = {"x": 1}
+    assert history.message_shapes(msgs, SESSION_ID, None) == []
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("id", ...),
+        ("id", ""),
+        ("sessionId", ...),
+        ("role", "system"),
+        ("content", None),
+        ("content", ...),
+        ("createdAt", "12:00"),
+        ("toolCalls", [{"id": "c", "name": "n", "arguments": "{}"}]),
+        ("toolCalls", {"id": "c"}),
+        ("knowledge", [{"id": "k", "answer": "a", "similarity": 2, "sourceUrl": "u"}]),
+    ],
+)
+def test_message_shape_wrong_is_msg3(field: str, value: Any) -> None:
+    msgs = turn_messages()
+    if value is ...:
+        del msgs[1][field]
+    else:
+        msgs[1][field] = value
+    found = history.message_shapes(msgs, SESSION_ID, None)
+    assert rules(found) == {"MSG-3"}
+    assert levels(found, "MSG-3") == {"C"}
+
+
+def test_message_of_another_session_is_msg3() -> None:
+    msgs = turn_messages()
+    msgs[0]["sessionId"] = "ses_other"
+    assert rules(history.message_shapes(msgs, SESSION_ID, None)) == {"MSG-3"}
+
+
+def test_tool_message_without_tool_call_id_is_msg3() -> None:
+    msgs = tool_turn()
+    del msgs[2]["toolCallId"]
+    assert rules(history.message_shapes(msgs, SESSION_ID, None)) == {"MSG-3"}
+
+
+def test_message_not_an_object_is_msg3() -> None:
+    assert rules(history.message_shapes(["hello", None], SESSION_ID, None)) == {"MSG-3"}
+
+
+def test_message_shapes_reports_at_most_five() -> None:
+    msgs = [message("user", "x", f"m{i}", createdAt="bad") for i in range(10)]
+    assert len(history.message_shapes(msgs, "ses_other", None)) == 5
+
+
+# -- MSG-2: turn -----------------------------------------------------------------------------
+
+
+def test_turn_correct_returns_its_messages() -> None:
+    msgs = turn_messages()
+    assert history.turn(turn_reply(msgs), USER_TEXT, SESSION_ID) == ([], msgs)
+
+
+def test_turn_with_tool_call_is_fine() -> None:
+    msgs = tool_turn()
+    assert history.turn(turn_reply(msgs), USER_TEXT, SESSION_ID) == ([], msgs)
+
+
+@pytest.mark.parametrize(
+    "ex",
+    [
+        problem_response(409, "session_busy", method="POST", path=MESSAGES_PATH),
+        problem_response(500, "internal", method="POST", path=MESSAGES_PATH),
+        turn_reply(turn_messages(), status=201),
+        no_response(),
+    ],
+    ids=["409", "500", "201", "no-response"],
+)
+def test_turn_not_200_is_msg2_d(ex: Exchange) -> None:
+    found, msgs = history.turn(ex, USER_TEXT, SESSION_ID)
+    assert rules(found) == {"MSG-2"}
+    assert levels(found, "MSG-2") == {"D"}
+    assert msgs == []
+
+
+@pytest.mark.parametrize(
+    "ex",
+    [
+        turn_reply([]),
+        turn_reply(None),
+        turn_reply("Hi"),
+        enveloped(turn_messages(), method="POST", path=MESSAGES_PATH),
+        json_response(200, {"messages": turn_messages()}, method="POST", path=MESSAGES_PATH),
+        exchange(200, b"not json", content_type="application/json"),
+    ],
+    ids=["empty", "null", "string", "data-is-array", "not-enveloped", "not-json"],
+)
+def test_turn_without_data_messages_is_msg2_c(ex: Exchange) -> None:
+    found, msgs = history.turn(ex, USER_TEXT, SESSION_ID)
+    assert rules(found) == {"MSG-2"}
+    assert levels(found, "MSG-2") == {"C"}
+    assert msgs == []
+
+
+def test_turn_user_content_differs_is_msg2() -> None:
+    found, _ = history.turn(turn_reply(turn_messages(content="other")), USER_TEXT, SESSION_ID)
+    assert rules(found) == {"MSG-2"}
+
+
+def test_turn_user_not_first_is_msg2() -> None:
+    msgs = list(reversed(turn_messages()))
+    found, _ = history.turn(turn_reply(msgs), USER_TEXT, SESSION_ID)
+    assert rules(found) == {"MSG-2"}
+
+
+def test_turn_without_assistant_last_is_msg2() -> None:
+    found, _ = history.turn(turn_reply(turn_messages()[:1]), USER_TEXT, SESSION_ID)
+    assert rules(found) == {"MSG-2"}
+    found, _ = history.turn(turn_reply(tool_turn()[:3]), USER_TEXT, SESSION_ID)
+    assert rules(found) == {"MSG-2"}
+
+
+def test_turn_with_two_user_messages_is_msg2() -> None:
+    msgs = turn_messages()
+    msgs.insert(1, message("user", "again", "msg_u2"))
+    found, _ = history.turn(turn_reply(msgs), USER_TEXT, SESSION_ID)
+    assert rules(found) == {"MSG-2"}
+
+
+def test_turn_assistant_content_not_string_is_msg2_and_msg3() -> None:
+    msgs = turn_messages()
+    msgs[1]["content"] = ["Hi"]
+    found, _ = history.turn(turn_reply(msgs), USER_TEXT, SESSION_ID)
+    assert rules(found) == {"MSG-2", "MSG-3"}
+
+
+def test_turn_message_shape_is_msg3() -> None:
+    msgs = turn_messages()
+    msgs[1]["sessionId"] = "ses_other"
+    found, got = history.turn(turn_reply(msgs), USER_TEXT, SESSION_ID)
+    assert rules(found) == {"MSG-3"}
+    assert got == msgs
+
+
+def test_turn_returns_only_object_messages() -> None:
+    msgs: list[Any] = turn_messages()
+    msgs.insert(1, "noise")
+    found, got = history.turn(turn_reply(msgs), USER_TEXT, SESSION_ID)
+    assert "MSG-3" in rules(found)
+    assert got == turn_messages()
+
+
+def test_assembled_reports_under_the_given_rule() -> None:
+    found = history.assembled(turn_messages()[:1], USER_TEXT, SESSION_ID, None, "SSE-6")
+    assert rules(found) == {"SSE-6"}
+
+
+# -- MSG-4: page -----------------------------------------------------------------------------
+
+
+def test_page_correct_last_page() -> None:
+    msgs = transcript()
+    assert history.page(page_reply(msgs), None) == ([], msgs, None)
+
+
+def test_page_correct_with_cursor_and_limit() -> None:
+    msgs = transcript()[:2]
+    assert history.page(page_reply(msgs, "c2", 2), 2) == ([], msgs, "c2")
+
+
+def test_page_extra_pagination_fields_are_fine() -> None:
+    assert history.page(page_reply([], hasMore=False), None) == ([], [], None)
+
+
+@pytest.mark.parametrize("status", [400, 404, 500, 206])
+def test_page_not_200_is_msg4_d(status: int) -> None:
+    ex = problem_response(status, path=MESSAGES_PATH) if status >= 400 else page_reply([])
+    if status < 400:
+        ex.status = status
+    found, msgs, cursor = history.page(ex, None)
+    assert rules(found) == {"MSG-4"}
+    assert levels(found, "MSG-4") == {"D"}
+    assert (msgs, cursor) == ([], None)
+
+
+@pytest.mark.parametrize(
+    "ex",
+    [
+        enveloped({"messages": transcript()}, path=MESSAGES_PATH),
+        enveloped(None, path=MESSAGES_PATH),
+        json_response(200, transcript(), path=MESSAGES_PATH),
+    ],
+    ids=["data-object", "data-null", "bare-array"],
+)
+def test_page_data_not_an_array_is_msg4_c(ex: Exchange) -> None:
+    found, msgs, _ = history.page(ex, None)
+    assert rules(found) == {"MSG-4"}
+    assert levels(found, "MSG-4") == {"C"}
+    assert msgs == []
+
+
+@pytest.mark.parametrize(
+    "pagination",
+    [None, "next", {"limit": 50}, {"nextCursor": None}, {"nextCursor": None, "limit": "50"}],
+    ids=["absent", "string", "no-cursor", "no-limit", "limit-string"],
+)
+def test_page_bad_pagination_is_msg4_c(pagination: Any) -> None:
+    body: dict[str, Any] = {"success": True, "data": transcript()}
+    if pagination is not None:
+        body["pagination"] = pagination
+    found, msgs, cursor = history.page(json_response(200, body, path=MESSAGES_PATH), None)
+    assert rules(found) == {"MSG-4"}
+    assert levels(found, "MSG-4") == {"C"}
+    assert msgs == transcript()
+    assert cursor is None
+
+
+@pytest.mark.parametrize(("got", "asked"), [(50, 10), (10, None), (100, 50)])
+def test_page_limit_echo_wrong_is_msg4_c(got: int, asked: int | None) -> None:
+    found, _, _ = history.page(page_reply([], limit=got), asked)
+    assert rules(found) == {"MSG-4"}
+    assert levels(found, "MSG-4") == {"C"}
+
+
+@pytest.mark.parametrize("cursor", [5, {"after": "x"}, ["x"]])
+def test_page_cursor_not_string_is_msg4_c(cursor: Any) -> None:
+    found, _, _ = history.page(page_reply([], next_cursor=cursor), None)
+    assert rules(found) == {"MSG-4"}
+
+
+def test_page_more_items_than_limit_is_msg4_c() -> None:
+    msgs = transcript(2)
+    found, got, _ = history.page(page_reply(msgs, "c", 3), 3)
+    assert rules(found) == {"MSG-4"}
+    assert levels(found, "MSG-4") == {"C"}
+    assert got == msgs
+    many = [message("user", "x", f"m{i}") for i in range(51)]
+    assert rules(history.page(page_reply(many), None)[0]) == {"MSG-4"}
+
+
+# -- MSG-4: ordered_once ---------------------------------------------------------------------
+
+
+def test_ordered_once_correct_is_fine() -> None:
+    assert history.ordered_once(transcript(3), None) == []
+    assert history.ordered_once([], None) == []
+
+
+def test_ordered_once_equal_timestamps_are_fine() -> None:
+    msgs = transcript()
+    for m in msgs:
+        m["createdAt"] = "2025-01-01T00:00:00Z"
+    assert history.ordered_once(msgs, None) == []
+
+
+def test_ordered_once_mixed_z_and_utc_offset_is_fine() -> None:
+    msgs = transcript()
+    msgs[1]["createdAt"] = "2025-01-01T00:00:01+00:00"
+    assert history.ordered_once(msgs, None) == []
+
+
+def test_ordered_once_duplicate_is_msg4_c() -> None:
+    msgs = transcript()
+    msgs.append(copy.deepcopy(msgs[1]))
+    msgs[-1]["createdAt"] = "2025-01-01T00:00:09Z"
+    found = history.ordered_once(msgs, None)
+    assert rules(found) == {"MSG-4"}
+    assert levels(found, "MSG-4") == {"C"}
+
+
+def test_ordered_once_newest_first_is_msg4_c() -> None:
+    found = history.ordered_once(list(reversed(transcript())), None)
+    assert rules(found) == {"MSG-4"}
+    assert levels(found, "MSG-4") == {"C"}
+
+
+def test_ordered_once_one_out_of_order_is_msg4() -> None:
+    msgs = transcript(3)
+    msgs[2], msgs[3] = msgs[3], msgs[2]
+    assert rules(history.ordered_once(msgs, None)) == {"MSG-4"}
+
+
+def test_ordered_once_fractional_seconds_in_order_are_fine() -> None:
+    msgs = transcript(1)
+    msgs[0]["createdAt"] = "2025-01-01T00:00:00Z"
+    msgs[1]["createdAt"] = "2025-01-01T00:00:00.500Z"
+    assert history.ordered_once(msgs, None) == []
+
+
+def test_ordered_once_non_utc_offsets_in_order_are_fine() -> None:
+    msgs = transcript(1)
+    msgs[0]["createdAt"] = "2025-01-01T01:00:00+02:00"
+    msgs[1]["createdAt"] = "2025-01-01T00:00:00Z"
+    assert history.ordered_once(msgs, None) == []
+
+
+def test_ordered_once_non_utc_offsets_out_of_order_is_msg4() -> None:
+    msgs = transcript(1)
+    msgs[0]["createdAt"] = "2025-01-01T00:30:00Z"
+    msgs[1]["createdAt"] = "2025-01-01T02:00:00+02:00"
+    assert rules(history.ordered_once(msgs, None)) == {"MSG-4"}
+
+
+def test_ordered_once_unhashable_id_is_not_a_crash() -> None:
+    msgs = transcript(1)
+    msgs[0]["id"] = ["m", 1]
+    msgs[1]["id"] = ["m", 1]
+    assert rules(history.ordered_once(msgs, None)) == {"MSG-4"}
+
+
+# -- MSG-5: same_transcript ------------------------------------------------------------------
+
+
+def test_same_transcript_equal_is_fine() -> None:
+    msgs = transcript()
+    got = copy.deepcopy(msgs)
+    got[0]["extra"] = "ignored"
+    got[1]["createdAt"] = "2025-01-01T00:00:30Z"  # only id, role, content, order compared
+    assert history.same_transcript(got, msgs, None) == []
+
+
+@pytest.mark.parametrize(
+    ("index", "field", "value"),
+    [(1, "content", "a1!"), (2, "role", "assistant"), (3, "id", "msg_new")],
+)
+def test_same_transcript_different_message_is_msg5(index: int, field: str, value: str) -> None:
+    msgs = transcript()
+    got = copy.deepcopy(msgs)
+    got[index][field] = value
+    found = history.same_transcript(got, msgs, None)
+    assert rules(found) == {"MSG-5"}
+    assert levels(found, "MSG-5") == {"C"}
+
+
+def test_same_transcript_missing_message_is_msg5() -> None:
+    msgs = transcript()
+    assert rules(history.same_transcript(msgs[:-1], msgs, None)) == {"MSG-5"}
+
+
+def test_same_transcript_extra_message_is_msg5() -> None:
+    msgs = transcript()
+    assert rules(history.same_transcript(msgs, msgs[:-1], None)) == {"MSG-5"}
+
+
+def test_same_transcript_reordered_is_msg5() -> None:
+    msgs = transcript()
+    got = [msgs[2], msgs[3], msgs[0], msgs[1]]
+    assert rules(history.same_transcript(got, msgs, None)) == {"MSG-5"}
+
+
+# -- MSG-6 / MSG-7: well_formed --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("rule", ["MSG-6", "MSG-7"])
+@pytest.mark.parametrize("allow", [True, False])
+def test_well_formed_correct_is_fine(rule: str, allow: bool) -> None:
+    assert history.well_formed(transcript(3), rule, None, allow) == []
+    assert history.well_formed(tool_turn() + transcript(1), rule, None, allow) == []
+    assert history.well_formed([], rule, None, allow) == []
+
+
+def test_well_formed_absent_reply_allowed_only_when_told() -> None:
+    msgs = transcript(2)
+    del msgs[1]  # the first turn's reply is absent
+    assert history.well_formed(msgs, "MSG-7", None, allow_absent_reply=True) == []
+    found = history.well_formed(msgs, "MSG-6", None, allow_absent_reply=False)
+    assert rules(found) == {"MSG-6"}
+    assert levels(found, "MSG-6") == {"C"}
+
+
+def test_well_formed_last_reply_absent() -> None:
+    msgs = transcript(2)[:-1]
+    assert history.well_formed(msgs, "MSG-7", None, True) == []
+    assert rules(history.well_formed(msgs, "MSG-6", None, False)) == {"MSG-6"}
+
+
+@pytest.mark.parametrize("allow", [True, False])
+def test_well_formed_duplicated_message_is_a_finding(allow: bool) -> None:
+    msgs = transcript(2)
+    msgs.insert(2, copy.deepcopy(msgs[1]))
+    assert rules(history.well_formed(msgs, "MSG-7", None, allow)) == {"MSG-7"}
+
+
+@pytest.mark.parametrize("allow", [True, False])
+def test_well_formed_duplicated_reply_is_a_finding(allow: bool) -> None:
+    msgs = transcript(1)
+    msgs.append({**msgs[1], "id": "msg_a_again"})
+    assert rules(history.well_formed(msgs, "MSG-7", None, allow)) == {"MSG-7"}
+
+
+@pytest.mark.parametrize("allow", [True, False])
+def test_well_formed_not_starting_with_user_is_a_finding(allow: bool) -> None:
+    msgs = transcript(1)[1:] + transcript(1)
+    msgs[0]["id"] = "msg_orphan"
+    assert rules(history.well_formed(msgs, "MSG-6", None, allow)) == {"MSG-6"}
+
+
+@pytest.mark.parametrize("allow", [True, False])
+def test_well_formed_partial_reply_is_a_finding(allow: bool) -> None:
+    msgs = tool_turn()[:3] + transcript(1)  # user, assistant(toolCalls), tool: no final reply
+    assert rules(history.well_formed(msgs, "MSG-7", None, allow)) == {"MSG-7"}
+    msgs = tool_turn()[:2]  # user, assistant(toolCalls) only
+    assert rules(history.well_formed(msgs, "MSG-7", None, allow)) == {"MSG-7"}

@@ -1,0 +1,71 @@
+"""Hostile targets: `chatconform run` ends in bounded time, names the reason, writes its summary,
+exits 1, prints no traceback, and never sends the key to another host.
+
+Documented bounds (README, "Bounds"): each exchange ends within --stream-timeout (headers included)
+and each read within --timeout; after --max-consecutive timeouts (3) the target is taken as not
+answering and later requests fail at once; the whole run stops sending at --run-timeout.
+"""
+
+from __future__ import annotations
+
+import resource
+import time
+from pathlib import Path
+
+import pytest
+
+from harness import chatconform
+from hostile_servers import hostile
+
+LIMITS = ["--timeout", "1", "--stream-timeout", "3", "--run-timeout", "45", "--max-body-mb", "4"]
+BOUND_S = 45 + 3 + 30  # run budget + one exchange + start-up and reporting slack
+
+# mode -> a phrase that some FAIL finding must carry
+REASONS = {
+    "silent": "no byte for 1 s",
+    "stall": "no byte for 1 s after event 2",
+    "endless": "stream still open after 3 s",
+    "drip": "outlived its 3 s deadline",
+    "huge": "stream exceeded 4 MiB",
+    "bad-utf8": "invalid UTF-8",
+    "reset": "RemoteProtocolError",
+    "redirect": "HTTP 307",
+}
+
+
+def run_against(base_url: str, tmp_path: Path, key: str) -> tuple[object, float]:
+    started = time.monotonic()
+    run = chatconform(
+        "run", "--base-url", base_url, "--agent-id", "agent-x", *LIMITS,
+        report_dir=tmp_path, env={"FLOWYTE_API_KEY": key}, timeout=BOUND_S + 30,
+    )  # fmt: skip
+    return run, time.monotonic() - started
+
+
+@pytest.mark.parametrize("mode", sorted(REASONS))
+def test_hostile_target_is_survived(mode: str, tmp_path: Path) -> None:
+    key = "flowyte_sk_test_CANARY" + mode.replace("-", "")
+    with hostile("recorder", host="127.0.0.2") as elsewhere:
+        with hostile(mode, redirect_to=elsewhere.base_url + "/chat/sessions") as server:
+            run, elapsed = run_against(server.base_url, tmp_path, key)
+        assert elsewhere.requests == []  # nothing, let alone the key, went to the other host
+    output = run.stdout + run.stderr
+    assert run.code == 1, output[-3000:]
+    assert "Traceback" not in output
+    assert elapsed < BOUND_S
+    summary = run.summary
+    assert summary["verdict"] == "FAIL"
+    texts = [f["got"] for r in summary["rules"] if r["verdict"] == "FAIL" for f in r["findings"]]
+    assert any(REASONS[mode] in t for t in texts), texts[:10]
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            assert key not in path.read_text(errors="replace"), path
+    assert key not in output
+
+
+def test_memory_stays_bounded_on_a_200mb_line(tmp_path: Path) -> None:
+    with hostile("huge") as server:
+        run, _ = run_against(server.base_url, tmp_path, "flowyte_sk_test_mem")
+    assert run.code == 1
+    peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    assert peak_mib < 1024, f"peak RSS of a child {peak_mib:.0f} MiB"

@@ -1,0 +1,258 @@
+"""The real reader (httpx, bytes as they arrive) against a scripted loopback server, and a stall.
+
+The server is this file's own: an asyncio socket server in a thread, writing scripted pieces
+with delays (TCP_NODELAY, so each piece is its own read). Its first path segment names the
+script. Every wait is bounded; timing assertions are gross bounds only (measured >= injected).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from chatconform.load.stream import make_client, stream_into
+from chatconform.load.timeline import ERROR_EVENT, INCOMPLETE, OK, Timeline, derived, itl_gaps
+from chatconform.target import Limits, Target
+
+KEY = "flowyte_sk_test_loadtestsecret0001"
+
+
+def chunk(content: str | None = None, role: str | None = None) -> bytes:
+    delta = {k: v for k, v in (("role", role), ("content", content)) if v is not None}
+    body = {
+        "id": "c",
+        "object": "chat.completion.chunk",
+        "created": 1,
+        "model": "m",
+        "choices": [{"index": 0, "delta": delta, "finish_reason": None}],
+    }
+    return b"data: " + json.dumps(body).encode() + b"\n\n"
+
+
+def frame(event: str, delta: str | None = None, eol: bytes = b"\n") -> bytes:
+    payload = {"delta": delta, "messageId": "m"} if delta is not None else {}
+    data = json.dumps({"eventType": event, "payload": payload}).encode()
+    return b"event: " + event.encode() + eol + b"data: " + data + eol + eol
+
+
+DONE = b"data: [DONE]\n\n"
+SPLIT = frame("agent_message", "split")
+SCRIPTS: dict[str, list[tuple[float, bytes]]] = {
+    # (seconds to wait before writing, bytes)
+    "rolefirst": [
+        (0.0, chunk(role="assistant", content="")),
+        (0.06, chunk("Hel")),
+        (0.01, chunk("lo")),
+        (0.0, DONE),
+    ],
+    "split": [(0.03, SPLIT[:20]), (0.05, SPLIT[20:]), (0.0, frame("done"))],
+    "burst": [
+        (
+            0.02,
+            frame("agent_message", "a") + frame("agent_message", "b") + frame("agent_message", "c"),
+        ),
+        (0.01, frame("done")),
+    ],
+    "crlf": [
+        (0.02, frame("agent_message", "a", b"\r\n")),
+        (0.01, frame("agent_message", "b", b"\r\n")),
+        (0.0, frame("done", eol=b"\r\n")),
+    ],
+    "nodone": [(0.02, frame("agent_message", "a"))],
+    "error": [(0.02, frame("agent_message", "a")), (0.01, frame("error"))],
+}
+STALL_START_S, STALL_S = 1.0, 2.0
+
+
+class ScriptServer:
+    """Serves SCRIPTS, plus /stall/…: OpenAI streams that all hold during a 2 s window."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.port = 0
+        self.first_stall_request: float | None = None
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> ScriptServer:
+        self._thread.start()
+        assert self._ready.wait(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        server = self.loop.run_until_complete(asyncio.start_server(self._handle, "127.0.0.1", 0))
+        self.port = server.sockets[0].getsockname()[1]
+        self._ready.set()
+        self.loop.run_forever()
+        server.close()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+            lines = head.decode("latin-1").split("\r\n")
+            method, path, _ = lines[0].split(" ", 2)
+            length = 0
+            for line in lines[1:]:
+                name, _, value = line.partition(":")
+                if name.strip().lower() == "content-length":
+                    length = int(value.strip())
+            if length:
+                await asyncio.wait_for(reader.readexactly(length), 10)
+            await self._respond(method, path, writer)
+        except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError):
+            pass
+        finally:
+            writer.close()
+
+    async def _respond(self, method: str, path: str, writer: asyncio.StreamWriter) -> None:
+        script = path.strip("/").split("/", 1)[0]
+        if method == "GET":  # the CLI's preflight: an unknown session
+            body = b'{"status": 404}'
+            writer.write(
+                b"HTTP/1.1 404 Not Found\r\nContent-Type: application/problem+json\r\n"
+                b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body)
+            )
+            await writer.drain()
+            return
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+            b"Cache-Control: no-cache\r\nConnection: close\r\n\r\n"
+        )
+        await writer.drain()
+        if script == "stall":
+            await self._stall(writer)
+            return
+        for delay, data in SCRIPTS[script]:
+            await asyncio.sleep(delay)
+            writer.write(data)
+            await writer.drain()
+
+    async def _stall(self, writer: asyncio.StreamWriter) -> None:
+        now = time.monotonic()
+        if self.first_stall_request is None:
+            self.first_stall_request = now
+        start = self.first_stall_request + STALL_START_S
+        if start <= now < start + STALL_S:
+            await asyncio.sleep(start + STALL_S - now)  # the server stalls: nothing moves
+        await asyncio.sleep(0.02)
+        writer.write(chunk(role="assistant", content="") + chunk("a"))
+        await writer.drain()
+        await asyncio.sleep(0.005)
+        writer.write(chunk("b") + DONE)
+        await writer.drain()
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[ScriptServer]:
+    with ScriptServer() as s:
+        yield s
+
+
+def measure(server: ScriptServer, script: str, endpoint: str) -> dict[str, object]:
+    target = Target(
+        f"http://127.0.0.1:{server.port}/{script}",
+        api_key=KEY,
+        agent_id="a",
+        limits=Limits(timeout=5, stream_timeout=10),
+    )
+    with make_client(target, 1) as http:
+        tl = Timeline(endpoint, time.perf_counter_ns())
+        stream_into(tl, http, target, "/x", {"stream": True})
+    return tl.to_sample()
+
+
+def test_role_only_chunk_skipped_over_the_wire(server: ScriptServer) -> None:
+    s = measure(server, "rolefirst", "completions")
+    assert s["outcome"] == OK
+    f = derived(s)
+    assert f["ttft_ms"] is not None
+    assert f["ttft_ms"] >= 60  # the role-only chunk came at ~0 ms, the first text at >= 60 ms
+    assert len(s["content_ms"]) == 2
+    assert itl_gaps(s)[0] >= 10
+
+
+def test_split_frame_timed_when_complete(server: ScriptServer) -> None:
+    s = measure(server, "split", "sessions")
+    assert s["outcome"] == OK
+    assert derived(s)["ttft_ms"] >= 80  # first half at >= 30 ms, completed at >= 80 ms
+
+
+def test_burst_of_tokens_counts_each_delta(server: ScriptServer) -> None:
+    s = measure(server, "burst", "sessions")
+    assert s["outcome"] == OK
+    assert len(s["content_ms"]) == 3
+    assert itl_gaps(s) == [0, 0]  # one read carried all three
+
+
+def test_crlf_stream_over_the_wire(server: ScriptServer) -> None:
+    s = measure(server, "crlf", "sessions")
+    assert s["outcome"] == OK
+    assert len(s["content_ms"]) == 2
+    assert itl_gaps(s)[0] >= 10
+
+
+def test_incomplete_and_error_streams(server: ScriptServer) -> None:
+    s = measure(server, "nodone", "sessions")
+    assert s["outcome"] == INCOMPLETE
+    assert "no terminal frame" in str(s["error"])
+    assert s["terminal_ms"] is None
+    e = measure(server, "error", "sessions")
+    assert e["outcome"] == ERROR_EVENT
+
+
+def _clean_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLOWYTE_", "LOCUST_"))}
+    env.pop("CHATCONFORM_REFERENCE_ARGS", None)
+    return env
+
+
+def test_open_loop_shows_a_stalled_server_as_latency(server: ScriptServer, tmp_path: Path) -> None:
+    rate, seconds = 10, 5
+    env = _clean_env() | {"FLOWYTE_API_KEY": KEY, "FLOWYTE_AGENT_ID": "a"}
+    cmd = [
+        sys.executable,
+        "-m",
+        "chatconform.load",
+        "--endpoint",
+        "completions",
+        "--base-url",
+        f"http://127.0.0.1:{server.port}/stall",
+        "--rate",
+        str(rate),
+        "--run-time",
+        f"{seconds}s",
+        "--report-dir",
+        str(tmp_path),
+        "--timeout",
+        "5",
+    ]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=90)
+    assert proc.returncode in (0, 1), proc.stderr[-2000:]
+    summary = json.loads((tmp_path / "load-summary.json").read_text())
+    ep = summary["endpoints"]["completions"]
+    assert summary["mode"] == "open-loop"
+    # requests kept leaving on schedule through the stall: the count did not collapse
+    assert summary["client"]["scheduled"] >= rate * seconds * 0.7
+    # and the stall shows up as latency: requests sent during it waited up to ~2 s
+    assert ep["ttft_ms"]["max"] >= 1000
+    assert ep["e2e_ms"]["max"] >= 1000
+    assert summary["client"]["dispatch_lag_ms"]["count"] >= rate * seconds * 0.7
+    assert KEY not in (tmp_path / "requests.jsonl").read_text()

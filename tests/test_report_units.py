@@ -1,0 +1,243 @@
+"""Report pieces without a server: the load section and its plots, Allure grading of harness errors
+and unreachable targets, secret scrubbing, and the message when Node.js is missing."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chatconform.report import write_run_reports
+from chatconform.report.allure_html import ensure_allure
+from chatconform.report.allure_results import CATEGORIES, AllureAugmenter
+from chatconform.report.load import parse_sample, read_load
+from chatconform.report.redact import scrub
+from chatconform.report.util import ReportError
+from chatconform.verdicts import Finding
+
+SUMMARY = {
+    "verdict": "PASS",
+    "strict": False,
+    "target": {"baseUrl": "http://127.0.0.1:9/api/v1", "embedded": True},
+    "counts": {"PASS": 1, "FAIL": 0, "WARN": 0, "SKIP": 0},
+    "families": ["auth"],
+    "harnessErrors": [],
+    "rules": [
+        {
+            "id": "AUTH-1",
+            "level": "D",
+            "family": "auth",
+            "title": "t",
+            "verdict": "PASS",
+            "reason": "",
+            "tests": [],
+            "findings": [],
+        }
+    ],
+}
+
+
+def _load_fixture(d: Path, n: int = 120) -> None:
+    """A load-summary.json in issue 5's shape and per-request JSONL with ns timelines."""
+    rng = random.Random(7)
+    lines = []
+    for i in range(n):
+        start = 1_000_000_000_000 + i * 50_000_000
+        sent = start + 200_000
+        first = sent + int(rng.gauss(20, 2) * 1e6)
+        deltas = [first]
+        for _ in range(7):
+            deltas.append(deltas[-1] + int(rng.gauss(5, 0.5) * 1e6))
+        rec: dict[str, Any] = {
+            "endpoint": "sessions" if i % 2 else "completions",
+            "ok": i % 30 != 0,
+            "timeline": {"intended": start, "sent": sent, "first_delta": first, "deltas": deltas},
+        }
+        rec["timeline"]["terminal"] = deltas[-1] + 1_000_000
+        lines.append(json.dumps(rec))
+    (d / "requests.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    pct = {"p50": 20.1, "p90": 22.0, "p95": 23.0, "p99": 25.5, "max": 27.0}
+    ep = {
+        "requests": n // 2,
+        "errors": 2,
+        "incomplete": 0,
+        "ttft_ms": pct,
+        "itl_ms": pct,
+        "tpot_ms": pct,
+        "e2e_ms": pct,
+        "tokens_per_s": 160.0,
+        "requests_per_s": 10.0,
+    }
+    summary = {
+        "verdict": "FAIL",
+        "endpoints": {"sessions": ep, "completions": ep},
+        "thresholds": [
+            {"name": "ttft_p95_ms", "limit": 20, "actual": 23.0, "ok": False},
+            {"name": "error_rate", "limit": 0.05, "actual": 0.03, "ok": True},
+        ],
+        "client": {"cpu_percent": 12.5, "loop_lag_p99_ms": 0.8, "late_share": 0.0},
+    }
+    (d / "load-summary.json").write_text(json.dumps(summary), encoding="utf-8")
+
+
+def test_load_section_with_plots(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    (tmp_path / "summary.json").write_text(json.dumps(SUMMARY), encoding="utf-8")
+    _load_fixture(tmp_path)
+    html_path, md_path = write_run_reports(tmp_path)
+    html = html_path.read_text(encoding="utf-8")
+    assert 'id="load-verdict" data-verdict="FAIL"' in html
+    assert html.count('src="data:image/png;base64,') == 4
+    for title in ("TTFT", "ITL", "Latency over time", "Throughput over time"):
+        assert f'alt="{title}' in html
+    assert 'id="thresholds"' in html
+    assert "ttft_p95_ms" in html
+    md = md_path.read_text(encoding="utf-8")
+    assert "## chatconform conformance" in md
+    assert "## chatconform load: ❌ FAIL" in md
+    assert re.search(r"^\| sessions \| 60 \| 2 \| 0 \| 20\.1 / 23\.0 / 25\.5 \|", md, re.M)
+
+
+def test_load_only_directory_and_derived_metrics(tmp_path: Path) -> None:
+    _load_fixture(tmp_path, n=10)
+    run = read_load(tmp_path)
+    assert run is not None
+    assert len(run.samples) == 10
+    s = run.samples[1]
+    assert s.ok
+    assert s.ttft_ms is not None
+    assert 10 < s.ttft_ms < 30
+    assert len(s.itl_ms) == 7
+    assert s.tokens == 8
+    assert s.start_s is not None
+    assert run.samples[0].start_s == 0.0
+    assert not run.samples[0].ok
+    paths = write_run_reports(tmp_path)
+    assert "Load verdict" in paths[0].read_text(encoding="utf-8")
+    flat = parse_sample({"endpoint": "x", "ttft_ms": 3, "itl_ms": [1, 2], "start_s": 1.5})
+    assert (flat.ttft_ms, flat.itl_ms, flat.start_s, flat.ok) == (3.0, [1.0, 2.0], 1.5, True)
+
+
+def test_chatconform_load_records(tmp_path: Path) -> None:
+    """The shape `chatconform load` writes to requests.jsonl (src/chatconform/load/timeline.py)."""
+    rec = {
+        "endpoint": "sessions",
+        "wall": 1795718400.5,
+        "outcome": "ok",
+        "status": 200,
+        "sent_ms": 1000.0,
+        "content_ms": [1020.0, 1025.0, 1031.0],
+        "terminal_ms": 1033.0,
+    }
+    s = parse_sample(rec)
+    assert (s.ok, s.ttft_ms, s.itl_ms, s.e2e_ms, s.tokens) == (True, 20.0, [5.0, 6.0], 33.0, 3)
+    assert not parse_sample(rec | {"outcome": "incomplete"}).ok
+
+
+def test_empty_directory_is_a_report_error(tmp_path: Path) -> None:
+    with pytest.raises(ReportError, match=r"summary\.json"):
+        write_run_reports(tmp_path)
+
+
+def test_scrub_masks_values_and_key_shaped_tokens() -> None:
+    key = "flowyte_sk_test_" + "A1b2C3d4E5f6G7h8I9j0"
+    assert scrub(f"Bearer {key}", [("FLOWYTE_API_KEY", key)]) == "Bearer $FLOWYTE_API_KEY"
+    other = "flowyte_pk_live_" + "Zz9Yy8Xx7Ww6Vv5Uu4"
+    assert scrub(f"echo {other}!") == "echo flowyte_pk_live_[redacted]!"
+    assert scrub("flowyte_sk_bogus") == "flowyte_sk_bogus"  # a short, made-up key stays readable
+
+
+def test_no_node_gives_the_install_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setenv("CHATCONFORM_ALLURE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("CHATCONFORM_ALLURE", raising=False)
+    with pytest.raises(ReportError) as exc:
+        ensure_allure()
+    msg = str(exc.value)
+    assert "Node.js" in msg
+    assert f"npm install --prefix {tmp_path / 'cache'} allure@3" in msg
+
+
+# -- Allure grading of harness errors ---------------------------------------------------------
+@dataclass
+class _Mark:
+    args: tuple[str, ...]
+
+
+@dataclass
+class _Item:
+    nodeid: str
+    rules: tuple[str, ...]
+
+    def iter_markers(self, name: str) -> list[_Mark]:
+        return [_Mark(self.rules)] if name == "rule" else []
+
+
+@dataclass
+class _Report:
+    skipped: bool = False
+    failed: bool = True
+
+
+@dataclass
+class _State:
+    strict: bool = False
+    target: Any = None
+    findings: list[Finding] = field(default_factory=list)
+
+
+def _augment(finding: Finding) -> Any:
+    from allure_commons.model2 import TestResult
+
+    finding.test = "suite.py::test_x"
+    aug = AllureAugmenter(config=None, state=_State(findings=[finding]), alluredir=Path("."))  # type: ignore[arg-type]
+    aug.current = _Item("suite.py::test_x", (finding.rule,))  # type: ignore[assignment]
+    aug.reports = [_Report()]  # type: ignore[list-item]
+    result = TestResult(name="test_x", status="broken")
+    aug.augment(result)
+    return result
+
+
+def _category(status: str, message: str) -> str | None:
+    for c in CATEGORIES:
+        if status in c["matchedStatuses"] and re.search(c.get("messageRegex", ""), message):
+            return str(c["name"])
+    return None
+
+
+def test_allure_unreachable_target_and_harness_error_are_broken() -> None:
+    unreachable = Finding(
+        rule="SES-1",
+        expected="the test to complete",
+        got="POST http://127.0.0.1:9/api/v1/chat/sessions: ConnectError",
+        evidence={"request": {"method": "POST", "url": "u"}, "response": None, "error": "refused"},
+    )
+    r = _augment(unreachable)
+    assert r.status == "broken"
+    assert r.statusDetails.message.startswith("TARGET UNREACHABLE")
+    assert _category(r.status, r.statusDetails.message) == (
+        "Harness errors: target unreachable or timed out"
+    )
+    assert [lb.value for lb in r.labels if lb.name == "verdict"] == ["FAIL"]
+
+    harness = Finding(rule="SES-1", expected="the test to complete", got="harness error KeyError")
+    r = _augment(harness)
+    assert r.status == "broken"
+    assert r.statusDetails.message.startswith("HARNESS ERROR")
+    assert (
+        _category(r.status, r.statusDetails.message) == "Harness errors: exceptions in the harness"
+    )
+
+    contract = Finding(rule="SES-1", expected="201", got="200")
+    r = _augment(contract)
+    assert r.status == "failed"
+    assert _category(r.status, r.statusDetails.message) == "Contract failures: documented rules (D)"
+    warn = Finding(rule="SES-3", expected="404", got="400")
+    r = _augment(warn)
+    assert r.status == "passed"
+    assert r.statusDetails.message.startswith("CONTRACT WARN (C) SES-3")
