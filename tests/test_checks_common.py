@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from chatconform.checks import common
+
 from observations import (
     enveloped,
     exchange,

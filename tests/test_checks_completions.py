@@ -8,6 +8,7 @@ import pytest
 
 from chatconform.checks import completions
 from chatconform.record import Exchange
+
 from observations import (
     COMPLETIONS_PATH,
     DELTAS,

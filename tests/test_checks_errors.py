@@ -8,6 +8,7 @@ import pytest
 
 from chatconform.checks import errors
 from chatconform.record import Exchange
+
 from observations import (
     COMPLETIONS_PATH,
     MESSAGES_PATH,

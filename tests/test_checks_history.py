@@ -9,6 +9,7 @@ import pytest
 
 from chatconform.checks import history
 from chatconform.record import Exchange
+
 from observations import (
     MESSAGES_PATH,
     SESSION_ID,

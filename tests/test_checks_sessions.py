@@ -8,6 +8,7 @@ import pytest
 
 from chatconform.checks import sessions
 from chatconform.record import Exchange
+
 from observations import (
     AGENT_ID,
     SESSION_ID,

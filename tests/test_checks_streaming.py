@@ -11,6 +11,7 @@ import pytest
 from chatconform.checks import streaming
 from chatconform.record import Exchange
 from chatconform.verdicts import Finding
+
 from observations import (
     ASSISTANT_ID,
     DELTAS,

@@ -11,7 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from chatconform.rules import FAMILIES
+
 from harness import chatconform, reference
+
+# the scenario suites; the fuzz suite has its own self-tests (tests/test_fuzz.py)
+SCENARIOS = [arg for family in FAMILIES for arg in ("--suite", family)]
 
 # fault -> the rules it must FAIL under --strict (the first is the rule the fault breaks)
 FAULTS: dict[str, set[str]] = {
@@ -65,8 +70,9 @@ def test_fault_table_covers_every_fault() -> None:
 def test_fault_fails_its_rule(fault: str, tmp_path: Path) -> None:
     with reference("--fault", fault) as server:
         run = chatconform(
-            "run", "--strict", "--target-file", str(server.credentials), report_dir=tmp_path
-        )
+            "run", "--strict", "--target-file", str(server.credentials), *SCENARIOS,
+            report_dir=tmp_path,
+        )  # fmt: skip
     assert run.code == 1, run.stdout[-3000:] + run.stderr[-2000:]
     assert run.summary["verdict"] == "FAIL"
     assert run.failed() == FAULTS[fault]
@@ -83,8 +89,9 @@ def test_fault_fails_its_rule(fault: str, tmp_path: Path) -> None:
 def test_legitimate_variation_passes(variation: str, tmp_path: Path) -> None:
     with reference("--variation", variation) as server:
         run = chatconform(
-            "run", "--strict", "--target-file", str(server.credentials), report_dir=tmp_path
-        )
+            "run", "--strict", "--target-file", str(server.credentials), *SCENARIOS,
+            report_dir=tmp_path,
+        )  # fmt: skip
     assert run.code == 0, run.stdout[-3000:] + run.stderr[-2000:]
     assert run.failed() == set()
     assert "WARN" not in run.verdicts().values()

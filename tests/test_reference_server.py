@@ -103,10 +103,11 @@ def launch(tmp: Path, *args: str, name: str = "ref") -> Ref:
     return Ref(proc, creds)
 
 
-def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> int:
-    """Stop one server we started (by its own pid), bounded in time."""
-    if proc.poll() is None:
+def stop(proc: subprocess.Popen[bytes], sig: int | None = signal.SIGTERM) -> int:
+    """Stop one server we started (by its own pid), bounded in time; ``sig`` None: just wait."""
+    if proc.poll() is None and sig is not None:
         proc.send_signal(sig)
+    if proc.poll() is None:
         try:
             proc.wait(timeout=8)
         except subprocess.TimeoutExpired:
@@ -122,7 +123,7 @@ def stop_all(servers: list[Ref], sig: int = signal.SIGTERM) -> None:
     for server in servers:
         if server.proc.poll() is None:
             server.proc.send_signal(sig)
-    codes = {server.creds_path.name: stop(server.proc) for server in servers}
+    codes = {server.creds_path.name: stop(server.proc, None) for server in servers}
     assert set(codes.values()) == {0}, codes
 
 
@@ -586,6 +587,22 @@ def test_validation_errors(ref: Ref, client: httpx.Client) -> None:
     r = client.delete(sessions, headers=h)
     problem(r, 405, "method_not_allowed")
     assert "POST" in r.headers["allow"]
+
+
+def test_rate_limit_on_session_reads(ref: Ref, client: httpx.Client) -> None:
+    sid = new_session(client, ref)
+    url = f"{ref.base}/chat/sessions/{sid}"
+    answers = [client.get(url, headers=ref.auth()) for _ in range(40)]
+    limited = [r for r in answers if r.status_code == 429]
+    assert limited, "a burst of 40 reads of one session should be rate limited (20/s)"
+    assert {r.status_code for r in answers} == {200, 429}
+    for r in limited:
+        problem(r, 429, "rate_limited")
+        assert int(r.headers["retry-after"]) >= 1
+    assert answers[0].headers["ratelimit-limit"] == "20"
+    # other sessions, other keys and other routes are unaffected
+    assert client.get(url + "/messages", headers=ref.auth()).status_code == 200
+    assert client.get(url, headers=ref.auth("readOnlyKey")).status_code == 200
 
 
 # --------------------------------------------------------------------------- concurrency, drops

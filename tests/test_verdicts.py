@@ -9,6 +9,7 @@ import pytest
 
 from chatconform.rules import FAMILIES, RULES, Level
 from chatconform.verdicts import Finding, RuleVerdict, Verdict, counts, grade_rules, overall
+
 from observations import problem_response
 
 

@@ -17,21 +17,24 @@ class Budget:
     def __init__(self, limits: Limits) -> None:
         self.limits = limits
         self.deadline = time.monotonic() + limits.run_timeout
-        self.consecutive_timeouts = 0
+        self.consecutive_failures = 0
         self._lock = threading.Lock()
 
     def refusal(self) -> str | None:
         """Why the next request must not be sent (None: send it)."""
         if time.monotonic() > self.deadline:
             return f"not sent: the run exceeded its {self.limits.run_timeout:g} s budget"
-        n = self.limits.max_consecutive_timeouts
-        if n and self.consecutive_timeouts >= n:
-            return f"not sent: the target stopped answering ({n} consecutive timeouts)"
+        n = self.limits.max_consecutive_failures
+        if n and self.consecutive_failures >= n:
+            return (
+                f"not sent: the target stopped answering usably ({n} consecutive exchanges "
+                "timed out or outgrew the byte cap)"
+            )
         return None
 
     def record(self, ex: Exchange) -> None:
         with self._lock:
-            if ex.timed_out:
-                self.consecutive_timeouts += 1
+            if ex.timed_out or ex.over_cap:
+                self.consecutive_failures += 1
             elif ex.status is not None:
-                self.consecutive_timeouts = 0
+                self.consecutive_failures = 0

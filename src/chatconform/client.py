@@ -201,6 +201,7 @@ class Client:
             buf += chunk
             if len(buf) > cap:
                 ex.error = f"body exceeded {cap / 1048576:g} MiB"
+                ex.over_cap = True
                 break
             if time.perf_counter_ns() > deadline:
                 ex.error = f"body not complete after {self.target.limits.stream_timeout:g} s"
@@ -230,6 +231,7 @@ class Client:
                 return
             if total > lim.max_body_bytes:
                 ex.error = f"stream exceeded {lim.max_body_bytes / 1048576:g} MiB"
+                ex.over_cap = True
                 rec.close("byte-cap")
                 return
             if now > deadline:

@@ -35,7 +35,7 @@ class Limits:
     stream_timeout: float = 30.0
     max_body_bytes: int = 8 * 1024 * 1024
     run_timeout: float = 600.0  # the whole run: later requests are not sent
-    max_consecutive_timeouts: int = 3  # then the target is taken as not answering
+    max_consecutive_failures: int = 3  # then the target is taken as not answering
 
 
 @dataclass(slots=True)

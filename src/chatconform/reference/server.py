@@ -23,7 +23,7 @@ from chatconform.reference.auth import KeyRing
 from chatconform.reference.context import Context
 from chatconform.reference.ratelimit import RateLimiter
 from chatconform.reference.settings import Settings
-from chatconform.reference.store import AsyncStore, Tenants
+from chatconform.reference.store import AsyncStore, Store, Tenants
 from chatconform.reference.turns import TurnManager
 
 
@@ -134,7 +134,7 @@ def _run_on(settings: Settings, options: ServerOptions, db_path: str) -> int:
     except (OSError, sqlite3.Error) as exc:
         return _fail(f"cannot open the database {db_path}: {exc}")
     try:
-        tenants = db.call_sync(db.store.tenants)
+        tenants = db.write_sync(Store.tenants)
         keys = KeyRing(tenants)
         limiter = RateLimiter(settings.rate_limit_rps)
         ctx = Context(settings, db, tenants, keys, TurnManager(db, settings), limiter)
@@ -161,6 +161,10 @@ def _run_on(settings: Settings, options: ServerOptions, db_path: str) -> int:
 
         where = out if out is not None else "not written (use --credentials-out FILE)"
         announce = [f"chatconform reference server: {url}", f"credentials: {where}"]
-        return asyncio.run(_serve(server, sock, announce, write_credentials))
+        code = asyncio.run(_serve(server, sock, announce, write_credentials))
+        # Served: a late second signal must not turn a clean exit into death by signal.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        return code
     finally:
         db.close()

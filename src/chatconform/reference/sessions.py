@@ -20,7 +20,7 @@ from chatconform.reference.context import Context, ctx_of
 from chatconform.reference.jsonio import envelope
 from chatconform.reference.problems import ApiError, validation_error
 from chatconform.reference.session_stream import session_frames
-from chatconform.reference.store import SessionRow
+from chatconform.reference.store import SessionRow, Store
 from chatconform.reference.turns import new_id
 from chatconform.reference.validate import MAX_CONTENT, is_unicode, json_object, optional_bool
 from chatconform.reference.wire import deliver
@@ -35,7 +35,7 @@ def _session_not_found() -> ApiError:
 async def _own_session(
     ctx: Context, principal: Principal, session_id: str, cross_ok: bool = False
 ) -> SessionRow:
-    row = await ctx.db.call(ctx.db.store.get_session, session_id)
+    row = await ctx.db.read(Store.get_session, session_id)
     if row is None or (row.org_id != principal.org_id and not cross_ok):
         raise _session_not_found()
     return row
@@ -63,7 +63,7 @@ async def create_session(request: Request) -> Response:
         raise ApiError(409, "no_published_version",
                        "the agent has no published version; use draftMode: true")  # fmt: skip
     row = SessionRow(new_id("ses_"), principal.org_id, agent_id, draft, "active", now_iso(), None)
-    await ctx.db.call(ctx.db.store.create_session, row)
+    await ctx.db.write(Store.create_session, row)
     return envelope(row.public(), sw, status=201)
 
 
@@ -84,7 +84,7 @@ async def end_session(request: Request) -> Response:
     principal = ctx.principal(request, WRITE)
     await json_object(request, ctx.settings.switches, required=False)
     row = await _own_session(ctx, principal, request.path_params["session_id"])
-    ended = await ctx.db.call(ctx.db.store.end_session, row.id, now_iso())
+    ended = await ctx.db.write(Store.end_session, row.id, now_iso())
     if ended is None:
         raise _session_not_found()
     return envelope(ended.public(), ctx.settings.switches)
@@ -181,6 +181,6 @@ async def list_messages(request: Request) -> Response:
     after = _cursor(request, session_id)
     row = await _own_session(ctx, principal, session_id)
     newest_first = ctx.settings.switches.fault_is("history-newest-first")
-    items, last = await ctx.db.call(ctx.db.store.list_messages, row.id, after, limit, newest_first)
+    items, last = await ctx.db.read(Store.list_messages, row.id, after, limit, newest_first)
     cursor = _encode_cursor(row.id, last) if last is not None else None
     return envelope(items, ctx.settings.switches, pagination={"nextCursor": cursor, "limit": limit})

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -83,14 +83,18 @@ class SessionRow:
 
 
 class Store:
-    """Synchronous SQLite access; call it only through :class:`AsyncStore` (one thread)."""
+    """Synchronous SQLite access on one connection; used only through :class:`AsyncStore`."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, writer: bool = True) -> None:
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        self._db.executescript(_SCHEMA)
+        self._db.execute("PRAGMA busy_timeout=5000")
+        if writer:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.executescript(_SCHEMA)
+        else:
+            self._db.execute("PRAGMA query_only=ON")
 
     def close(self) -> None:
         self._db.close()
@@ -173,25 +177,66 @@ class Store:
         return [json.loads(body) for _, body in rows], last
 
 
-class AsyncStore:
-    """Runs :class:`Store` calls on one dedicated thread so the event loop never waits on fsync."""
+class _Worker:
+    """One thread owning one :class:`Store` connection."""
 
-    def __init__(self, path: str) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reference-db")
+    def __init__(self, path: str, writer: bool) -> None:
+        name = "reference-db-" + ("write" if writer else "read")
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
         try:
-            self.store = self._pool.submit(Store, path).result()
+            self._store = self._pool.submit(Store, path, writer).result()
         except BaseException:
             self._pool.shutdown(wait=True)
             raise
 
-    async def call(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    async def run(
+        self, fn: Callable[Concatenate[Store, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, lambda: fn(*args, **kwargs))
+        return await loop.run_in_executor(self._pool, lambda: fn(self._store, *args, **kwargs))
 
-    def call_sync(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        """Run ``fn`` on the database thread from outside the event loop (startup)."""
-        return self._pool.submit(fn, *args, **kwargs).result()
+    def run_sync(
+        self, fn: Callable[Concatenate[Store, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        return self._pool.submit(fn, self._store, *args, **kwargs).result()
 
     def close(self) -> None:
-        self._pool.submit(self.store.close).result()
+        self._pool.submit(self._store.close).result()
         self._pool.shutdown(wait=True)
+
+
+class AsyncStore:
+    """SQLite off the event loop: one writer thread (commits, fsync) and one reader thread.
+
+    WAL lets the reader see every committed write without waiting behind a writer's fsync.
+    """
+
+    def __init__(self, path: str) -> None:
+        self._writer = _Worker(path, writer=True)
+        try:
+            self._reader = _Worker(path, writer=False)
+        except BaseException:
+            self._writer.close()
+            raise
+
+    async def write(
+        self, fn: Callable[Concatenate[Store, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """Run ``fn(store, …)`` on the writer thread."""
+        return await self._writer.run(fn, *args, **kwargs)
+
+    async def read(
+        self, fn: Callable[Concatenate[Store, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """Run ``fn(store, …)`` (a read) on the reader thread."""
+        return await self._reader.run(fn, *args, **kwargs)
+
+    def write_sync(
+        self, fn: Callable[Concatenate[Store, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """Run ``fn(store, …)`` on the writer thread from outside the event loop (startup)."""
+        return self._writer.run_sync(fn, *args, **kwargs)
+
+    def close(self) -> None:
+        self._reader.close()
+        self._writer.close()

@@ -21,7 +21,7 @@ from typing import Any
 from chatconform.reference.agent import TurnPlan, plan_turn
 from chatconform.reference.clock import delta_deadline, now_iso, sleep_until
 from chatconform.reference.settings import Settings
-from chatconform.reference.store import AsyncStore
+from chatconform.reference.store import AsyncStore, Store
 
 log = logging.getLogger("chatconform.reference")
 
@@ -85,9 +85,7 @@ class TurnManager:
         try:
             user = _message(session_id, "user", content)
             # The user message commits while the agent starts, so an fsync never delays the ttft.
-            saving = asyncio.ensure_future(
-                self._db.call(self._db.store.add_messages, session_id, [user])
-            )
+            saving = asyncio.ensure_future(self._db.write(Store.add_messages, session_id, [user]))
             try:
                 plan = plan_turn(content, self._settings.tokens)
                 produced = await self._agent(session_id, plan, t0, queue)
@@ -96,7 +94,7 @@ class TurnManager:
             stored = produced
             if streamed and self._settings.switches.fault_is("history-missing-assistant"):
                 stored = [m for m in produced if m["role"] != "assistant"]
-            await self._db.call(self._db.store.add_messages, session_id, stored)
+            await self._db.write(Store.add_messages, session_id, stored)
             queue.put_nowait(Event("done", {"messages": [user, *produced]}))
         except Exception:
             log.exception("turn failed in session %s", session_id)
