@@ -9,13 +9,14 @@ from pathlib import Path
 
 import pytest
 from schemathesis.generation.overrides import Override
-from tests.harness import chatconform, reference
 
 from chatconform.fuzz import Fuzzer, FuzzSettings, contract
 from chatconform.fuzz.streams import ContractViolation, stream_findings
 from chatconform.paths import resource
 from chatconform.record import Exchange, StreamRecord
 from chatconform.target import Target, read_target_file
+
+from harness import chatconform, reference
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.harness import reference
 
 from chatconform.paths import resource
 from chatconform.report import pytest_args, write_run_reports
@@ -26,6 +25,8 @@ from chatconform.report.allure_html import build_allure_html, find_allure
 from chatconform.report.allure_results import CATEGORIES
 from chatconform.report.matrix import write_matrix
 from chatconform.rules import FAMILIES
+
+from harness import reference
 
 RUN_TIMEOUT_S = 120
 CHROMIUM_TIMEOUT_S = 45
