@@ -13,3 +13,8 @@ def resource(name: str) -> Path:
     """The directory `name` (suites, specs, loadtests) of this installation."""
     bundled = _BUNDLED / name
     return bundled if bundled.is_dir() else _CHECKOUT / name
+
+
+def suites_dir() -> str:
+    """Where this installation's suites come from (for diagnostics and the wheel self-test)."""
+    return str(resource("suites"))

@@ -1,0 +1,113 @@
+"""Bad use exits 2 with one line that says what is wrong; Ctrl-C exits 130 with a summary."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from harness import chatconform, reference
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def assert_one_line_usage_error(run: object, *phrases: str) -> None:
+    assert run.code == 2, (run.stdout, run.stderr)
+    lines = [ln for ln in run.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, run.stderr
+    assert "Traceback" not in run.stdout + run.stderr
+    for phrase in phrases:
+        assert phrase in lines[0], lines[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "phrase"),
+    [
+        (["run", "--suite", "nope"], "unknown suite 'nope'"),
+        (["run", "--base-url", "ftp://example", "--api-key", "k"], "not an http(s) URL"),
+        (["run", "--base-url", "http://127.0.0.1:9/api/v1"], "no API key"),
+        (["run", "--timeout", "0"], "--timeout must be a positive"),
+        (["run", "--target-file", "/nonexistent/target.json"], "cannot read target file"),
+        (["load", "--profile", "nope"], "nope"),
+    ],
+    ids=["unknown-suite", "bad-url", "no-key", "bad-timeout", "no-target-file", "unknown-profile"],
+)
+def test_bad_use(args: list[str], phrase: str, tmp_path: Path) -> None:
+    assert_one_line_usage_error(chatconform(*args, report_dir=tmp_path), phrase)
+
+
+def test_refused_connection(tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{closed_port()}/api/v1"
+    run = chatconform("run", "--base-url", url, "--api-key", "k", report_dir=tmp_path)
+    assert_one_line_usage_error(run, "cannot reach the target", url)
+
+
+def test_wrong_key_said_once(tmp_path: Path) -> None:
+    with reference() as server:
+        creds = json.loads(server.credentials.read_text())
+        run = chatconform(
+            "run", "--base-url", creds["baseUrl"], "--api-key", "flowyte_sk_test_wrong",
+            "--agent-id", creds["agentId"], report_dir=tmp_path,
+        )  # fmt: skip
+    assert_one_line_usage_error(run, "refused the API key")
+
+
+def test_base_url_without_api_root(tmp_path: Path) -> None:
+    with reference() as server:
+        creds = json.loads(server.credentials.read_text())
+        root = creds["baseUrl"].removesuffix("/api/v1")
+        run = chatconform(
+            "run", "--base-url", root, "--api-key", creds["apiKey"],
+            "--agent-id", creds["agentId"], report_dir=tmp_path,
+        )  # fmt: skip
+    assert_one_line_usage_error(run, "every probe", "/api/v1")
+
+
+def test_environment_and_target_file_configure_a_run(tmp_path: Path) -> None:
+    with reference() as server:
+        creds = json.loads(server.credentials.read_text())
+        env = {"FLOWYTE_BASE_URL": creds["baseUrl"], "FLOWYTE_API_KEY": creds["apiKey"]}
+        env["FLOWYTE_AGENT_ID"] = creds["agentId"]
+        run = chatconform("run", "--suite", "sessions", report_dir=tmp_path, env=env)
+        assert run.code == 0, run.stdout[-2000:]
+        assert run.summary["target"]["baseUrl"] == creds["baseUrl"]
+        skipped = {r["id"]: r["reason"] for r in run.summary["rules"] if r["verdict"] == "SKIP"}
+        assert "FLOWYTE_UNPUBLISHED_AGENT_ID" in skipped["SES-2"]
+        full = chatconform(
+            "run", "--suite", "sessions", "--target-file", str(server.credentials),
+            report_dir=tmp_path / "file",
+        )  # fmt: skip
+    assert full.code == 0
+    assert full.verdicts()["SES-2"] == "PASS"
+
+
+def test_ctrl_c_writes_what_finished_and_exits_130(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWYTE_")}
+    env["CHATCONFORM_REFERENCE_ARGS"] = "--ttft-ms 300 --itl-ms 100"  # a slow reference
+    cmd = [sys.executable, "-m", "chatconform.cli", "run", "--report-dir", str(tmp_path)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 30
+        while not list(tmp_path.glob("allure-results/*")) and time.monotonic() < deadline:
+            time.sleep(0.1)  # wait until tests are running
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, (out[-2000:], err[-2000:])
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["interrupted"] is True
+    assert "Traceback" not in err
