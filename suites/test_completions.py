@@ -80,27 +80,23 @@ def test_streamed_equals_plain(api: Client, expect: Expect, agent_id: str) -> No
 
 
 @pytest.mark.rule("OAI-5")
-def test_python_sdk(api: Client, expect: Expect, agent_id: str, target: Target) -> None:
+@pytest.mark.parametrize("language", ["python", "node"])
+def test_official_sdk(
+    api: Client, expect: Expect, agent_id: str, target: Target, language: str
+) -> None:
+    """A plain and a streamed completion through the official SDK give the raw HTTP text."""
+    if language == "node":
+        why_not = sdk.node_unavailable()
+        if why_not:
+            pytest.skip(why_not)
     found, raw = completion(api.completion(request_body(agent_id)), agent_id)
     expect.check(found, fatal=raw is None)  # no SDK run against a target that fails raw HTTP
-    result = sdk.run_python(target, request_body(agent_id))
+    run = sdk.run_python if language == "python" else sdk.run_node
+    result = run(target, request_body(agent_id))
     if result.error:
         got = target.redact(result.error)
-        expect.check([finding("OAI-5", "the openai Python SDK to complete", got)], fatal=True)
-    expect.check(same_text("OAI-5", "raw HTTP", raw, "openai-python plain", result.plain))
-    expect.check(same_text("OAI-5", "raw HTTP", raw, "openai-python streamed", result.streamed))
-
-
-@pytest.mark.rule("OAI-5")
-def test_node_sdk(api: Client, expect: Expect, agent_id: str, target: Target) -> None:
-    why_not = sdk.node_unavailable()
-    if why_not:
-        pytest.skip(why_not)
-    found, raw = completion(api.completion(request_body(agent_id)), agent_id)
-    expect.check(found, fatal=raw is None)
-    result = sdk.run_node(target, request_body(agent_id))
-    if result.error:
-        got = target.redact(result.error)
-        expect.check([finding("OAI-5", "the openai Node SDK to complete", got)], fatal=True)
-    expect.check(same_text("OAI-5", "raw HTTP", raw, "openai-node plain", result.plain))
-    expect.check(same_text("OAI-5", "raw HTTP", raw, "openai-node streamed", result.streamed))
+        expect.check([finding("OAI-5", f"the openai {language} SDK to complete", got)], fatal=True)
+    expect.check(same_text("OAI-5", "raw HTTP", raw, f"openai-{language} plain", result.plain))
+    expect.check(
+        same_text("OAI-5", "raw HTTP", raw, f"openai-{language} streamed", result.streamed)
+    )

@@ -13,7 +13,7 @@ import pytest
 
 from chatconform.rules import FAMILIES
 
-from harness import chatconform, reference
+from harness import CliRun, chatconform, reference
 
 # the scenario suites; the fuzz suite has its own self-tests (tests/test_fuzz.py)
 SCENARIOS = [arg for family in FAMILIES for arg in ("--suite", family)]
@@ -66,13 +66,17 @@ def test_fault_table_covers_every_fault() -> None:
     assert set(FAULTS) == set(SERVER_FAULTS)
 
 
-@pytest.mark.parametrize("fault", sorted(FAULTS))
-def test_fault_fails_its_rule(fault: str, tmp_path: Path) -> None:
-    with reference("--fault", fault) as server:
-        run = chatconform(
+def strict_run_against(server_args: tuple[str, ...], tmp_path: Path) -> CliRun:
+    with reference(*server_args) as server:
+        return chatconform(
             "run", "--strict", "--target-file", str(server.credentials), *SCENARIOS,
             report_dir=tmp_path,
         )  # fmt: skip
+
+
+@pytest.mark.parametrize("fault", sorted(FAULTS))
+def test_fault_fails_its_rule(fault: str, tmp_path: Path) -> None:
+    run = strict_run_against(("--fault", fault), tmp_path)
     assert run.code == 1, run.stdout[-3000:] + run.stderr[-2000:]
     assert run.summary["verdict"] == "FAIL"
     assert run.failed() == FAULTS[fault]
@@ -87,11 +91,7 @@ def test_fault_fails_its_rule(fault: str, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("variation", VARIATIONS)
 def test_legitimate_variation_passes(variation: str, tmp_path: Path) -> None:
-    with reference("--variation", variation) as server:
-        run = chatconform(
-            "run", "--strict", "--target-file", str(server.credentials), *SCENARIOS,
-            report_dir=tmp_path,
-        )  # fmt: skip
+    run = strict_run_against(("--variation", variation), tmp_path)
     assert run.code == 0, run.stdout[-3000:] + run.stderr[-2000:]
     assert run.failed() == set()
     assert "WARN" not in run.verdicts().values()
