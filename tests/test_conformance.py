@@ -28,7 +28,7 @@ FAULTS: dict[str, set[str]] = {
     "seq-gap": {"SSE-7"},
     "no-final-blank-line": {"SSE-2", "SSE-5"},  # the undelimited done frame is never dispatched
     "buffered": {"SSE-8"},
-    "history-missing-assistant": {"MSG-5", "MSG-6"},  # a reply-less turn is not well formed
+    "history-missing-assistant": {"MSG-5"},
     "history-newest-first": {"MSG-4", "MSG-5", "MSG-6", "MSG-7"},
     "ended-accepts": {"SES-6"},
     "readonly-can-post": {"AUTH-2"},
@@ -43,6 +43,10 @@ FAULTS: dict[str, set[str]] = {
     "nonstring-agent-500": {"ERR-2", "ERR-4"},
     "missing-errors-array": {"ERR-2"},
 }
+
+# cascades that depend on timing: MSG-6 sees the reply-less streamed turn only when both of its
+# concurrent posts were accepted (the reference may answer the second with 409 session_busy)
+MAY_ALSO_FAIL: dict[str, set[str]] = {"history-missing-assistant": {"MSG-6"}}
 
 VARIATIONS = ["crlf", "cr", "keepalive", "nospace", "split-data", "bom", "extra", "dribble"]
 
@@ -79,7 +83,7 @@ def test_fault_fails_its_rule(fault: str, tmp_path: Path) -> None:
     run = strict_run_against(("--fault", fault), tmp_path)
     assert run.code == 1, run.stdout[-3000:] + run.stderr[-2000:]
     assert run.summary["verdict"] == "FAIL"
-    assert run.failed() == FAULTS[fault]
+    assert FAULTS[fault] <= run.failed() <= FAULTS[fault] | MAY_ALSO_FAIL.get(fault, set())
     failing = [r for r in run.summary["rules"] if r["verdict"] == "FAIL"]
     for r in failing:
         assert r["findings"], r
