@@ -8,6 +8,7 @@ answering and later requests fail at once; the whole run stops sending at --run-
 
 from __future__ import annotations
 
+import json
 import resource
 import time
 from pathlib import Path
@@ -69,3 +70,27 @@ def test_memory_stays_bounded_on_a_200mb_line(tmp_path: Path) -> None:
     assert run.code == 1
     peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     assert peak_mib < 1024, f"peak RSS of a child {peak_mib:.0f} MiB"
+
+
+@pytest.mark.parametrize("mode", ["silent", "stall", "endless", "drip", "huge"])
+def test_load_against_a_hostile_target_ends_on_time(mode: str, tmp_path: Path) -> None:
+    """`chatconform load` counts what the target does as errors or incomplete, and stops."""
+    started = time.monotonic()
+    with hostile(mode) as server:
+        run = chatconform(
+            "load", "--base-url", server.base_url, "--agent-id", "agent-x", "--profile", "smoke",
+            "--run-time", "4s", "--timeout", "1", "--stream-timeout", "3",
+            "--report-dir", str(tmp_path), report_dir=tmp_path,
+            env={"FLOWYTE_API_KEY": "flowyte_sk_test_loadcanary"}, timeout=120,
+        )  # fmt: skip
+    elapsed = time.monotonic() - started
+    output = run.stdout + run.stderr
+    assert run.code == 1, output[-3000:]
+    assert "Traceback" not in output
+    assert elapsed < 60
+    summary = json.loads((tmp_path / "load-summary.json").read_text())
+    assert summary["verdict"] in ("FAIL", "INVALID")
+    bad = sum(e["errors"] + e["incomplete"] for e in summary["endpoints"].values())
+    good = sum(e["requests"] - e["errors"] - e["incomplete"] for e in summary["endpoints"].values())
+    assert bad > 0
+    assert good == 0

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from chatconform.preflight import TargetUnusable, check_target
 from chatconform.rules import FAMILIES, RULES
 from chatconform.target import TARGET_FIELDS, Limits, Target, TargetError, resolve_target
 
@@ -143,14 +144,15 @@ def run_command(args: argparse.Namespace) -> int:
             server = EmbeddedServer(reference_args_from_env(), limits)
             target = server.start()
             print(f"chatconform: no --base-url given; started the reference at {target.base_url}")
-        preflight(target, families)
+        sessions = bool(set(families) - {"completions"})
+        check_target(target, sessions, "completions" in families or "fuzz" in families)
         extra = []
         if args.seed is not None:
             extra += ["--fuzz-seed", str(args.seed)]
         if args.max_examples is not None:
             extra += ["--fuzz-max-examples", str(args.max_examples)]
         code = run_suites(target, families, args.strict, report_dir, args.verbose, extra)
-    except (TargetError, EmbeddedError) as exc:
+    except (TargetError, EmbeddedError, TargetUnusable) as exc:
         raise UsageError(str(exc)) from None
     finally:
         if server is not None:
@@ -171,38 +173,6 @@ def run_command(args: argparse.Namespace) -> int:
     if code in (3, 4):
         raise UsageError(f"pytest stopped with an internal or usage error (exit {code})")
     return EXIT_FAIL if summary["verdict"] == "FAIL" else EXIT_OK
-
-
-def preflight(target: Target, families: list[str]) -> None:
-    """A few bounded requests before the suites: say plainly when the target cannot be used."""
-    from chatconform.client import Client
-    from chatconform.plugin import unknown_id
-
-    if target.api_key is None:
-        raise UsageError("no API key: give --api-key or FLOWYTE_API_KEY (or --target-file)")
-    with Client(target) as client:
-        plan = []
-        if set(families) - {"completions"}:
-            plan.append(lambda: client.get_session(unknown_id()))
-            plan.append(lambda: client.request("POST", "/chat/sessions", json_body={}))
-        if "completions" in families or "fuzz" in families:
-            plan.append(lambda: client.request("POST", "/chat/completions", json_body={}))
-        probes = [plan[0]()]
-        if not probes[0].timed_out:  # a target that hangs costs one timeout here, not three
-            probes += [probe() for probe in plan[1:]]
-    first = probes[0]
-    if first.status is None and not first.timed_out:
-        raise UsageError(f"cannot reach the target {target.base_url}: {first.error}")
-    if all(p.status == 401 for p in probes):
-        raise UsageError(
-            f"the target {target.base_url} refused the API key on every probe (401): check "
-            "--api-key / FLOWYTE_API_KEY"
-        )
-    if all(p.status == 404 for p in probes):
-        raise UsageError(
-            f"every probe of {target.base_url} got 404: is the base URL right? It names the API "
-            "root, e.g. http://127.0.0.1:8080/api/v1"
-        )
 
 
 def run_suites(

@@ -12,13 +12,13 @@ import json
 import os
 import sys
 import time
-import uuid
 from pathlib import Path
 
 from chatconform.load import profiles
 from chatconform.load.openloop import ARRIVALS
 from chatconform.load.summary import SUMMARY_FILE, exit_code, lines
 from chatconform.load.thresholds import GATES
+from chatconform.preflight import TargetUnusable, check_target
 from chatconform.target import TARGET_FIELDS, Limits, Target, TargetError, resolve_target
 
 EXIT_USAGE = 2
@@ -177,27 +177,14 @@ def reference_args(args: argparse.Namespace) -> list[str]:
     return out + reference_args_from_env()
 
 
-def preflight(target: Target) -> None:
-    """One bounded request: say plainly when the target cannot be used."""
-    import httpx
-
-    if not target.api_key:
-        raise UsageError("no API key: give --api-key or FLOWYTE_API_KEY")
+def preflight(target: Target, endpoint: str) -> None:
+    """The run's bounded preflight (chatconform.preflight), plus what a load test needs."""
     if not target.agent_id:
         raise UsageError("no agent id: give --agent-id or FLOWYTE_AGENT_ID")
-    url = target.url(f"/chat/sessions/load-preflight-{uuid.uuid4().hex}")
     try:
-        with httpx.Client(timeout=target.limits.timeout) as client:
-            r = client.get(url, headers={"Authorization": f"Bearer {target.api_key}"})
-    except httpx.HTTPError as exc:
-        raise UsageError(
-            f"cannot reach the target {target.base_url}: {exc or type(exc).__name__}"
-        ) from None
-    if r.status_code in (401, 403):
-        raise UsageError(
-            f"the target {target.base_url} refused the API key ({r.status_code}): "
-            "check --api-key / FLOWYTE_API_KEY"
-        )
+        check_target(target, endpoint in ("sessions", "both"), endpoint in ("completions", "both"))
+    except TargetUnusable as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _plan_values(args: argparse.Namespace) -> dict[str, object]:
@@ -258,7 +245,7 @@ def _run(args: argparse.Namespace) -> int:
                 f"{args.ref_tokens} tokens)",
                 flush=True,
             )
-        preflight(target)
+        preflight(target, values["endpoint"])  # type: ignore[arg-type]
         gates = {o: getattr(args, o) for o in GATES if getattr(args, o) is not None}
         plan = Plan(
             locustfiles=values["locustfiles"],  # type: ignore[arg-type]
