@@ -20,7 +20,7 @@ import pytest
 
 from chatconform.budget import Budget
 from chatconform.fuzz import DEFAULT_MAX_EXAMPLES, Fuzzer, FuzzSettings, Stateful, new_seed
-from chatconform.plugin import Expect
+from chatconform.plugin import STATE, Expect
 from chatconform.target import Target
 
 pytestmark = pytest.mark.family("fuzz")
@@ -55,6 +55,7 @@ def fuzzer(
         with capture.global_and_fixture_disabled():
             reporter.write_line(line)
     record_testsuite_property("fuzz_seed", settings.seed)
+    request.config.stash[STATE].fuzz_seed = settings.seed
     record_testsuite_property("fuzz_max_examples", settings.max_examples)
     fz = Fuzzer(target, settings, budget)
     try:

@@ -43,6 +43,7 @@ class RunState:
     target: Target | None = None
     budget: Budget | None = None
     interrupted: bool = False
+    fuzz_seed: int | None = None  # set by the fuzz suite: the seed it ran with
     server: EmbeddedServer | None = None
     findings: list[Finding] = field(default_factory=list)
     exercised: dict[str, list[str]] = field(default_factory=dict)
@@ -329,6 +330,7 @@ def summary_dict(state: RunState) -> dict[str, Any]:
         "families": state.families or list(FAMILIES),
         "harnessErrors": state.harness_errors,
         "interrupted": state.interrupted,
+        "fuzzSeed": state.fuzz_seed,
         "limits": {
             "timeoutS": state.limits.timeout,
             "streamTimeoutS": state.limits.stream_timeout,
