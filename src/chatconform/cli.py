@@ -195,6 +195,8 @@ def run_suites(
     args = [*files, "-c", str(suites / "pytest.ini"), "--rootdir", str(suites)]
     args += ["-p", "no:cacheprovider", "--junitxml", str(report_dir / "junit.xml")]
     args += ["-o", "junit_suite_name=chatconform", "--tb=short", "-W", "ignore::DeprecationWarning"]
+    # the CLI has imported chatconform (and httpx) before pytest starts: nothing to rewrite there
+    args += ["-W", "ignore::pytest.PytestAssertRewriteWarning"]
     args += [] if verbose else ["-q", "--no-header", "--no-summary"]
     args += ["--report-dir", str(report_dir), "--families", ",".join(families)]
     args += ["--timeout", str(target.limits.timeout)]
