@@ -12,7 +12,14 @@ from typing import Any
 
 from chatconform.preflight import TargetUnusable, check_target
 from chatconform.rules import FAMILIES, RULES
-from chatconform.target import TARGET_FIELDS, Limits, Target, TargetError, resolve_target
+from chatconform.target import (
+    TARGET_FIELDS,
+    Limits,
+    Target,
+    TargetError,
+    add_target_arguments,
+    resolve_target,
+)
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 SUITES: tuple[str, ...] = (*FAMILIES, "fuzz")  # fuzz checks rules of every family
@@ -23,16 +30,7 @@ class UsageError(Exception):
 
 
 def _add_target_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("target (each also read from its environment variable)")
-    for attr, (env, _, secret) in TARGET_FIELDS.items():
-        flag = "--" + attr.replace("_", "-")
-        hint = f"[{env}]" + (" (secret: prefer the variable)" if secret else "")
-        g.add_argument(flag, dest=attr, default=None, help=hint)
-    g.add_argument(
-        "--target-file", default=os.environ.get("FLOWYTE_TARGET_FILE"),
-        help="a JSON file of target settings, as written by `chatconform serve --credentials-out` "
-        "[FLOWYTE_TARGET_FILE]",
-    )  # fmt: skip
+    g = add_target_arguments(p)
     g.add_argument("--timeout", type=float, default=10.0, help="seconds per connect/read (10)")
     g.add_argument(
         "--stream-timeout", type=float, default=30.0, help="seconds per exchange or stream (30)"

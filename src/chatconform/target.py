@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 from dataclasses import dataclass, field, fields
@@ -124,3 +125,18 @@ def resolve_target(
         return None
     known = {f.name for f in fields(Target)}
     return Target(**{k: v for k, v in values.items() if k in known}, limits=limits)
+
+
+def add_target_arguments(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+    """The target options of every command (each also read from its environment variable)."""
+    group = parser.add_argument_group("target (each also read from its environment variable)")
+    for attr, (env, _, secret) in TARGET_FIELDS.items():
+        hint = f"[{env}]" + (" (secret: prefer the variable)" if secret else "")
+        group.add_argument("--" + attr.replace("_", "-"), dest=attr, default=None, help=hint)
+    group.add_argument(
+        "--target-file",
+        default=os.environ.get("FLOWYTE_TARGET_FILE"),
+        help="a JSON file of target settings, as written by `chatconform serve --credentials-out` "
+        "[FLOWYTE_TARGET_FILE]",
+    )
+    return group

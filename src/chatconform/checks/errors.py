@@ -145,10 +145,15 @@ def asked_stream(ex: Exchange) -> bool:
     return isinstance(body, dict) and body.get("stream") is True
 
 
+def envelope_applies(ex: Exchange) -> bool:
+    """ENV-1's scope: a plain (not streamed) response of the session API."""
+    return is_session_api(ex) and ex.stream is None and not asked_stream(ex)
+
+
 def every_response(ex: Exchange) -> list[Finding]:
     """The checks that hold for every response a test provokes (run by the plugin on each)."""
     out = no_server_error(ex) + problem(ex) + retry_after(ex)
-    if is_session_api(ex) and ex.stream is None and not asked_stream(ex):
+    if envelope_applies(ex):
         out += envelope(ex)
     if is_completions(ex):
         out += openai_error(ex)
@@ -164,7 +169,7 @@ def rules_applied(ex: Exchange) -> list[str]:
         applied.append("ERR-1")
     if ex.status == 429:
         applied.append("ERR-3")
-    if is_session_api(ex) and ex.stream is None and not asked_stream(ex) and 200 <= ex.status < 300:
+    if 200 <= ex.status < 300 and envelope_applies(ex):
         applied.append("ENV-1")
     if is_completions(ex) and ex.status >= 400:
         applied.append("OAI-7")

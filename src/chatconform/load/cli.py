@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -19,7 +18,14 @@ from chatconform.load.openloop import ARRIVALS
 from chatconform.load.summary import SUMMARY_FILE, exit_code, lines
 from chatconform.load.thresholds import GATES
 from chatconform.preflight import TargetUnusable, check_target
-from chatconform.target import TARGET_FIELDS, Limits, Target, TargetError, resolve_target
+from chatconform.target import (
+    TARGET_FIELDS,
+    Limits,
+    Target,
+    TargetError,
+    add_target_arguments,
+    resolve_target,
+)
 
 EXIT_USAGE = 2
 DEFAULT_USERS = 10
@@ -60,15 +66,7 @@ def _timespan(text: str) -> float:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``chatconform load`` (also ``python -m chatconform.load``)."""
-    g = parser.add_argument_group("target (each also read from its environment variable)")
-    for attr, (env, _, secret) in TARGET_FIELDS.items():
-        hint = f"[{env}]" + (" (secret: prefer the variable)" if secret else "")
-        g.add_argument("--" + attr.replace("_", "-"), dest=attr, default=None, help=hint)
-    g.add_argument(
-        "--target-file",
-        default=os.environ.get("FLOWYTE_TARGET_FILE"),
-        help="a JSON file of target settings [FLOWYTE_TARGET_FILE]",
-    )
+    g = add_target_arguments(parser)
     g.add_argument(
         "--timeout", type=_non_negative, default=10.0, help="seconds per connect/read (10)"
     )
