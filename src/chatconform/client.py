@@ -135,6 +135,7 @@ class Client:
         refusal = self.budget.refusal() if self.budget is not None else None
         if refusal is not None:
             ex.error = refusal
+            ex.not_sent = True
             ex.t_end_ns = ex.t_start_ns
             return ex
         try:

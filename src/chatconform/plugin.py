@@ -13,7 +13,8 @@ import datetime as dt
 import json
 import os
 import uuid
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,13 +22,21 @@ from typing import Any
 import pytest
 
 from chatconform.budget import Budget
-from chatconform.checks.errors import every_response, rules_applied
+from chatconform.checks.errors import every_response
 from chatconform.client import Client
 from chatconform.embedded import EmbeddedError, EmbeddedServer, reference_args_from_env
 from chatconform.record import Exchange
-from chatconform.rules import FAMILIES, RULES
+from chatconform.rules import FAMILIES, RULES, UnknownRule, rule
 from chatconform.target import TARGET_FIELDS, Limits, Target, TargetError, resolve_target
-from chatconform.verdicts import Finding, RuleVerdict, counts, grade_rules, overall
+from chatconform.verdicts import (
+    ClauseKey,
+    Finding,
+    Outcome,
+    RuleVerdict,
+    counts,
+    grade_rules,
+    overall,
+)
 
 
 class Fatal(Exception):
@@ -46,7 +55,9 @@ class RunState:
     fuzz_seed: int | None = None  # set by the fuzz suite: the seed it ran with
     server: EmbeddedServer | None = None
     findings: list[Finding] = field(default_factory=list)
-    exercised: dict[str, list[str]] = field(default_factory=dict)
+    exercised: dict[str, list[str]] = field(default_factory=dict)  # rule -> tests that examined it
+    evidence: Counter[ClauseKey] = field(default_factory=Counter)  # observations examined
+    unexercised: dict[ClauseKey, str] = field(default_factory=dict)  # a clause's own skip reason
     skipped: dict[str, str] = field(default_factory=dict)
     verdicts: list[RuleVerdict] = field(default_factory=list)
     harness_errors: list[str] = field(default_factory=list)
@@ -59,17 +70,28 @@ LOG = pytest.StashKey[list[Exchange]]()
 
 
 class Expect:
-    """Collects one test's findings."""
+    """Collects one test's outcome: its findings and the evidence its checks examined."""
 
     def __init__(self) -> None:
-        self.findings: list[Finding] = []
+        self.outcome = Outcome()
 
-    def check(self, findings: list[Finding], fatal: bool = False) -> bool:
-        """Record findings; with fatal=True stop the test when there are any. True when clean."""
-        self.findings.extend(findings)
-        if findings and fatal:
-            raise Fatal(findings[0].message)
-        return not findings
+    @property
+    def findings(self) -> list[Finding]:
+        return list(self.outcome)
+
+    def check(self, findings: Iterable[Finding], fatal: bool = False) -> bool:
+        """Record a check's outcome (findings and evidence); with fatal=True stop the test when it
+        found anything that is not a note. True when it found nothing but notes."""
+        found = findings if isinstance(findings, Outcome) else Outcome(findings)
+        self.outcome.extend(found)
+        real = [f for f in found if not f.is_note]
+        if real and fatal:
+            raise Fatal(real[0].message)
+        return not real
+
+    def unexercised(self, rule_id: str, clause: str | None, reason: str) -> None:
+        """Say why a clause could not be exercised here (e.g. the target names no tool prompt)."""
+        self.outcome.not_exercised(rule_id, clause, reason)
 
 
 def _opt_name(attr: str) -> str:
@@ -121,6 +143,18 @@ def pytest_configure(config: pytest.Config) -> None:
     from chatconform.report.allure_results import install as install_allure
 
     install_allure(config, state)
+
+
+def pytest_collection_modifyitems(
+    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    """A marker naming a rule the registry does not know is an error at collection, not a no-op."""
+    for item in items:
+        for rid in _declared(item):
+            try:
+                rule(rid)
+            except UnknownRule as exc:
+                raise pytest.UsageError(f"{item.nodeid}: {exc}") from None
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -239,15 +273,16 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     target = state.target
     expect = item.stash.get(EXPECT, Expect())
     log = item.stash.get(LOG, [])
-    found = list(expect.findings)
-    applied: set[str] = set(declared)
+    found = Outcome()
+    found.extend(expect.outcome)
     for ex in log:
-        found += every_response(ex)
-        applied.update(rules_applied(ex))
+        found.extend(every_response(ex))
     if call.excinfo is not None and not call.excinfo.errisinstance(Fatal):
-        found += _error_findings(item, call, declared, log)
+        found.extend(_error_findings(item, call, declared, log, found))
     for f in found:
         f.test = item.nodeid
+        if f.kind == "target" and f.exchange is not None and f.exchange.not_sent:
+            f.kind = "budget"  # a request the run did not send proves nothing about the target
         if f.exchange is not None and target is not None:
             f.reproduce = f.exchange.curl(target)
             f.evidence = f.exchange.evidence(target)
@@ -255,15 +290,18 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             f.reproduce = log[-1].curl(target)
         f.exchange = None
     state.findings.extend(found)
+    state.evidence.update(found.examined)
+    for key, why in found.unexercised.items():
+        state.unexercised.setdefault(key, why)
     completed = call.when == "call" and call.excinfo is None
     if not completed:
         # a test stopped early proves nothing about the rules it did not get to
-        cause = found[0] if found else None
+        cause = next((f for f in found if not f.is_note), None)
         why = f"{cause.rule}: {cause.message}" if cause else "an error"
-        for rid in set(declared) - {f.rule for f in found}:
-            applied.discard(rid)
+        judged = {f.rule for f in found} | found.rules_examined()
+        for rid in set(declared) - judged:
             state.skipped.setdefault(rid, f"not reached: {item.name} stopped on {why}"[:300])
-    for rid in applied:
+    for rid in found.rules_examined() | {f.rule for f in found if not f.is_note}:
         state.exercised.setdefault(rid, []).append(item.nodeid)
     failing = [f for f in found if f.grade(state.strict) == "FAIL"]
     warnings = [f for f in found if f.grade(state.strict) == "WARN"]
@@ -292,20 +330,32 @@ def _skip_reason(report: pytest.TestReport) -> str:
 
 
 def _error_findings(
-    item: pytest.Item, call: pytest.CallInfo[None], declared: list[str], log: list[Exchange]
+    item: pytest.Item,
+    call: pytest.CallInfo[None],
+    declared: list[str],
+    log: list[Exchange],
+    found: Outcome,
 ) -> list[Finding]:
-    """An exception in a test: the target's doing when a request failed, else a harness error."""
+    """An exception in a test. The target's doing when its last request failed in transport (it
+    did not answer); an ERROR of every rule the test aimed at when the run did not send the request
+    (budget) or when the harness itself broke: those prove nothing about the target."""
     assert call.excinfo is not None
     last = log[-1] if log else None
-    if last is not None and last.error:
+    if last is not None and last.error and not last.not_sent:
+        if any(f.exchange is last or f.rule in declared for f in found if not f.is_note):
+            return []  # the checks already charged the failed request to the rule it broke
         got = f"{last.method} {last.url}: {last.error}"
+        return [Finding(declared[0], "the test to complete", got[:500], exchange=last)]
+    if last is not None and last.not_sent:
+        got, kind = f"{last.method} {last.url}: {last.error}", "budget"
     else:
         exc = call.excinfo.value
-        got = f"harness error {type(exc).__name__}: {exc}"
-        state = item.config.stash[STATE]
-        state.harness_errors.append(f"{item.nodeid}: {got}")
-    rid = declared[0]
-    return [Finding(rule=rid, expected="the test to complete", got=got[:500], exchange=last)]
+        got, kind = f"harness error {type(exc).__name__}: {exc}", "harness"
+        item.config.stash[STATE].harness_errors.append(f"{item.nodeid}: {got}")
+    return [
+        Finding(rid, "the harness to judge this rule", got[:500], kind=kind)  # type: ignore[arg-type]
+        for rid in dict.fromkeys(declared)
+    ]
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -315,7 +365,13 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if getattr(session.config, "workerinput", None) is not None:
         return
     state.verdicts = grade_rules(
-        state.findings, state.exercised, state.skipped, state.strict, state.families
+        state.findings,
+        state.evidence,
+        state.skipped,
+        state.strict,
+        state.families,
+        tests=state.exercised,
+        unexercised=state.unexercised,
     )
     write_summary(state)
 
@@ -358,9 +414,10 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     tr = terminalreporter
     tr.section("chatconform verdicts")
     for v in state.verdicts:
-        if v.verdict != "PASS":
-            tr.line(f"{v.verdict:4}  {v.id:7} {v.reason}"[:160])
+        if v.verdict != "PASS" or v.reason:
+            tr.line(f"{v.verdict:5} {v.id:7} {v.reason}"[:160])
     tr.line(
-        f"{overall(state.verdicts)}: {c['PASS']} PASS, {c['FAIL']} FAIL, {c['WARN']} WARN, "
-        f"{c['SKIP']} SKIP of {len(RULES)} rules; summary: {state.report_dir / 'summary.json'}"
+        f"{overall(state.verdicts)}: {c['PASS']} PASS, {c['FAIL']} FAIL, {c['ERROR']} ERROR, "
+        f"{c['WARN']} WARN, {c['SKIP']} SKIP of {len(RULES)} rules; "
+        f"summary: {state.report_dir / 'summary.json'}"
     )

@@ -1,38 +1,81 @@
-"""Findings and verdicts: a rule's verdict is the worst of its findings, graded by level and strictness."""
+"""Findings, evidence and verdicts.
+
+A check returns an `Outcome`: the findings it made (it is a list of them, so `outcome == []` still
+reads as "clean") and what it examined, counted per (rule, clause). A rule's verdict is earned from
+that evidence (CONTRACT.md, "Evidence"):
+
+- FAIL / WARN: a finding of the target's (WARN for a C part outside `--strict`);
+- ERROR: the harness could not judge (its own exception, a request the run's budget refused to send);
+- PASS: at least one clause examined clean and none failed;
+- SKIP: nothing examined it, with the reason (a limit the user chose, a setting not given, ...).
+
+Findings of level I are notes: they are reported beside the verdict and never change it.
+"""
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from chatconform.rules import RULES, Level
+from chatconform.rules import RULES, SOLE, Level, clause_of
 
-Verdict = Literal["PASS", "FAIL", "WARN", "SKIP"]
-ORDER: dict[str, int] = {"FAIL": 0, "WARN": 1, "SKIP": 2, "PASS": 3}
+Verdict = Literal["PASS", "FAIL", "WARN", "SKIP", "ERROR"]
+Kind = Literal["target", "harness", "budget"]
+# worst first: the order a rule's verdict is taken in, and the order reports list rules in
+ORDER: dict[str, int] = {"FAIL": 0, "ERROR": 1, "WARN": 2, "SKIP": 3, "PASS": 4}
+VERDICTS: tuple[Verdict, ...] = ("PASS", "FAIL", "WARN", "SKIP", "ERROR")
+ClauseKey = tuple[str, str]  # (rule id, clause id)
 
 
 @dataclass(slots=True)
 class Finding:
-    """One observed departure from a rule: what was expected, what came back, how to reproduce it."""
+    """One observed departure from a rule: what was expected, what came back, how to reproduce it.
+
+    `kind` says whose it is: the target's (graded FAIL/WARN), or the harness's own failure to judge
+    ("harness": an exception of ours; "budget": a request the run's deadline or breaker did not send),
+    which makes the rule ERROR, never FAIL. `clause` names the clause of a rule with several.
+    """
 
     rule: str
     expected: str
     got: str
-    level: Level | None = (
-        None  # None: the rule's own level; "C" when only a contract-decision part broke
-    )
+    level: Level | None = None  # None: the rule's own level; "C" when only a decision part broke
     reproduce: str | None = None
     evidence: dict[str, Any] | None = None
     test: str | None = None
     exchange: Any = field(
         default=None, repr=False, compare=False
     )  # record.Exchange, not serialized
+    kind: Kind = "target"
+    clause: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.rule not in RULES:
+            clause_of(self.rule, None)  # raises UnknownRule naming the id
+        if self.clause is not None:
+            clause_of(self.rule, self.clause)
 
     def effective_level(self) -> Level:
         return self.level or RULES[self.rule].level
 
     def grade(self, strict: bool) -> Verdict:
+        if self.kind != "target":
+            return "ERROR"
         return "FAIL" if strict or self.effective_level() == "D" else "WARN"
+
+    @property
+    def is_note(self) -> bool:
+        return self.kind == "target" and self.effective_level() == "I"
+
+    @property
+    def clause_id(self) -> str | None:
+        """The clause charged: the named one, or a sole clause; None for an unnamed part of several."""
+        if self.clause is not None:
+            return self.clause
+        r = RULES[self.rule]
+        return r.clauses[0][0] if len(r.clauses) == 1 else None
 
     @property
     def message(self) -> str:
@@ -41,7 +84,9 @@ class Finding:
     def to_json(self) -> dict[str, Any]:
         return {
             "rule": self.rule,
+            "clause": self.clause_id,
             "level": self.effective_level(),
+            "kind": self.kind,
             "message": self.message,
             "expected": self.expected,
             "got": self.got,
@@ -52,14 +97,99 @@ class Finding:
 
     def render(self, strict: bool) -> str:
         r = RULES[self.rule]
+        where = f"{self.rule}/{self.clause}" if self.clause else self.rule
         lines = [
-            f"{self.rule} ({self.effective_level()}, {self.grade(strict)}) {r.title}",
+            f"{where} ({self.effective_level()}, {self.grade(strict)}) {r.title}",
             f"  expected: {self.expected}",
             f"  got:      {self.got}",
         ]
         if self.reproduce:
             lines.append(f"  reproduce: {self.reproduce}")
         return "\n".join(lines)
+
+
+class Outcome(list[Finding]):
+    """What a check found AND what it examined: the findings (this list) plus a count of the
+    observations examined per (rule, clause), and the clauses it saw it could not exercise, with why.
+
+    Outcomes add up with `+`, `+=` and `extend` keeping the evidence of both sides. A plain list of
+    findings carries no evidence: a rule judged only from such lists is never PASS.
+    """
+
+    __slots__ = ("examined", "unexercised")
+
+    def __init__(self, findings: Iterable[Finding] = ()) -> None:
+        super().__init__(findings)
+        self.examined: Counter[ClauseKey] = Counter()
+        self.unexercised: dict[ClauseKey, str] = {}
+
+    def saw(self, rule: str, clause: str | None = None, n: int = 1) -> Outcome:
+        """Record that `n` observations of this rule's clause were examined."""
+        if n > 0:
+            self.examined[(rule, clause_of(rule, clause))] += n
+        return self
+
+    def not_exercised(self, rule: str, clause: str | None, reason: str) -> Outcome:
+        """Record why a clause could not be exercised (shown when no other check exercised it)."""
+        self.unexercised.setdefault((rule, clause_of(rule, clause)), reason)
+        return self
+
+    def add(self, *findings: Finding) -> Outcome:
+        super().extend(findings)
+        return self
+
+    def extend(self, other: Iterable[Finding]) -> None:
+        super().extend(other)
+        if isinstance(other, Outcome):
+            self.examined.update(other.examined)
+            for k, why in other.unexercised.items():
+                self.unexercised.setdefault(k, why)
+
+    def __iadd__(self, other: Iterable[Finding]) -> Outcome:  # type: ignore[override]
+        self.extend(other)
+        return self
+
+    def __add__(self, other: Iterable[Finding]) -> Outcome:  # type: ignore[override]
+        out = Outcome()
+        out.extend(self)
+        out.extend(other)
+        return out
+
+    def __radd__(self, other: Iterable[Finding]) -> Outcome:
+        out = Outcome()
+        out.extend(other)
+        out.extend(self)
+        return out
+
+    def rules_examined(self) -> set[str]:
+        return {r for r, _ in self.examined}
+
+
+def clean(rule: str, clause: str | None = None, n: int = 1) -> Outcome:
+    """An outcome with no finding that examined `n` observations of the rule('s clause)."""
+    return Outcome().saw(rule, clause, n)
+
+
+def judged(findings: Iterable[Finding], rule: str, clause: str | None = None) -> Outcome:
+    """The findings of a check of one rule (clause), counted as one examined observation."""
+    out = Outcome(findings)
+    return out.saw(rule, clause)
+
+
+@dataclass(slots=True)
+class ClauseVerdict:
+    id: str
+    verdict: Verdict
+    evidence: int  # observations examined
+    reason: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "verdict": self.verdict,
+            "evidence": self.evidence,
+            "reason": self.reason,
+        }
 
 
 @dataclass(slots=True)
@@ -72,6 +202,20 @@ class RuleVerdict:
     reason: str = ""
     tests: list[str] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
+    clauses: list[ClauseVerdict] = field(default_factory=list)
+    notes: list[Finding] = field(default_factory=list)
+
+    @property
+    def partial(self) -> str:
+        """'2/3 clauses: error frame not provoked' for a PASS that did not see every clause."""
+        if len(self.clauses) < 2:
+            return ""
+        done = [c for c in self.clauses if c.verdict == "PASS"]
+        if len(done) == len(self.clauses):
+            return ""
+        missing = [c for c in self.clauses if c.verdict == "SKIP"]
+        why = "; ".join(f"{c.id} {c.reason}" if c.reason else c.id for c in missing)
+        return f"{len(done)}/{len(self.clauses)} clauses: {why}"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -82,47 +226,93 @@ class RuleVerdict:
             "verdict": self.verdict,
             "reason": self.reason,
             "tests": self.tests,
+            "clauses": [c.to_json() for c in self.clauses],
             "findings": [f.to_json() for f in self.findings],
+            "notes": [f.to_json() for f in self.notes],
         }
 
 
 def grade_rules(
     findings: list[Finding],
-    exercised: dict[str, list[str]],
-    skipped: dict[str, str],
+    evidence: Mapping[ClauseKey, int],
+    skipped: Mapping[str, str],
     strict: bool,
     selected_families: list[str] | None = None,
+    tests: Mapping[str, list[str]] | None = None,
+    unexercised: Mapping[ClauseKey, str] | None = None,
 ) -> list[RuleVerdict]:
-    """Verdict per rule: worst finding; PASS when exercised cleanly; SKIP (with reason) otherwise."""
+    """One verdict per registered rule, from its findings and the evidence examined per clause.
+
+    `skipped` gives a rule-wide reason (a test skipped, a test stopped before reaching it),
+    `unexercised` a clause's own; `tests` the tests that examined each rule.
+    """
+    tests = tests or {}
+    unexercised = unexercised or {}
     by_rule: dict[str, list[Finding]] = {}
+    notes: dict[str, list[Finding]] = {}
     for f in findings:
-        by_rule.setdefault(f.rule, []).append(f)
+        (notes if f.is_note else by_rule).setdefault(f.rule, []).append(f)
     out: list[RuleVerdict] = []
     for r in RULES.values():
         fs = by_rule.get(r.id, [])
-        tests = exercised.get(r.id, [])
-        if fs:
-            verdict: Verdict = min((f.grade(strict) for f in fs), key=ORDER.__getitem__)
-            reason = fs[0].message
-        elif tests:
-            verdict = "PASS"
-            reason = f"partly not exercised: {skipped[r.id]}" if r.id in skipped else ""
-        elif r.id in skipped:
-            verdict, reason = "SKIP", skipped[r.id]
-        elif selected_families is not None and r.family not in selected_families:
-            verdict, reason = "SKIP", f"suite {r.family!r} not selected"
+        rule_skip = skipped.get(r.id)
+        if (
+            rule_skip is None
+            and selected_families is not None
+            and r.family not in selected_families
+        ):
+            rule_skip = f"suite {r.family!r} not selected"
+        clauses: list[ClauseVerdict] = []
+        for cid, _ in r.clauses:
+            n = evidence.get((r.id, cid), 0)
+            mine = [f for f in fs if f.clause_id == cid]
+            if mine:
+                v = min((f.grade(strict) for f in mine), key=ORDER.__getitem__)
+                clauses.append(ClauseVerdict(cid, v, n, mine[0].message[:300]))
+            elif n:
+                clauses.append(ClauseVerdict(cid, "PASS", n))
+            else:
+                why = unexercised.get((r.id, cid)) or rule_skip or "not exercised by any check"
+                clauses.append(ClauseVerdict(cid, "SKIP", 0, why))
+        graded = [f.grade(strict) for f in fs]
+        if graded:
+            verdict: Verdict = min(graded, key=ORDER.__getitem__)
+            reason = next(f.message for f in fs if f.grade(strict) == verdict)
+        elif any(c.verdict == "PASS" for c in clauses):
+            verdict, reason = "PASS", ""
         else:
-            verdict, reason = "SKIP", "no selected test exercised this rule"
-        out.append(RuleVerdict(r.id, r.level, r.family, r.title, verdict, reason, tests, fs))
+            verdict = "SKIP"
+            reason = (
+                rule_skip
+                or next((c.reason for c in clauses if c.reason), "")
+                or "no selected check examined this rule"
+            )
+        rv = RuleVerdict(
+            r.id, r.level, r.family, r.title, verdict, reason,
+            sorted(set(tests.get(r.id, []))), fs, clauses, notes.get(r.id, []),
+        )  # fmt: skip
+        if verdict == "PASS" and rv.partial:
+            rv.reason = rv.partial
+        out.append(rv)
     return out
 
 
-def overall(verdicts: list[RuleVerdict]) -> Literal["PASS", "FAIL"]:
-    return "FAIL" if any(v.verdict == "FAIL" for v in verdicts) else "PASS"
+def overall(verdicts: list[RuleVerdict]) -> Literal["PASS", "FAIL", "ERROR"]:
+    """FAIL when a rule failed; ERROR when none failed but the run could not judge one; else PASS."""
+    if any(v.verdict == "FAIL" for v in verdicts):
+        return "FAIL"
+    if any(v.verdict == "ERROR" for v in verdicts):
+        return "ERROR"
+    return "PASS"
 
 
 def counts(verdicts: list[RuleVerdict]) -> dict[str, int]:
-    c = {"PASS": 0, "FAIL": 0, "WARN": 0, "SKIP": 0}
+    c = dict.fromkeys(VERDICTS, 0)
     for v in verdicts:
         c[v.verdict] += 1
     return c
+
+
+def sole(rule: str) -> str:
+    """The clause id of a single-clause rule (for reports that name clauses)."""
+    return clause_of(rule, None) if len(RULES[rule].clauses) == 1 else SOLE

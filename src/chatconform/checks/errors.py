@@ -6,7 +6,7 @@ import json
 
 from chatconform.checks.common import finding, short
 from chatconform.record import Exchange
-from chatconform.verdicts import Finding
+from chatconform.verdicts import Finding, Outcome, judged
 
 PROBLEM_TYPE_PREFIX = "https://docs.flowyte.com/errors/"
 
@@ -150,27 +150,19 @@ def envelope_applies(ex: Exchange) -> bool:
     return is_session_api(ex) and ex.stream is None and not asked_stream(ex)
 
 
-def every_response(ex: Exchange) -> list[Finding]:
-    """The checks that hold for every response a test provokes (run by the plugin on each)."""
-    out = no_server_error(ex) + problem(ex) + retry_after(ex)
-    if envelope_applies(ex):
-        out += envelope(ex)
-    if is_completions(ex):
-        out += openai_error(ex)
-    return out
-
-
-def rules_applied(ex: Exchange) -> list[str]:
-    """The rules that every_response actually exercised on this exchange."""
+def every_response(ex: Exchange) -> Outcome:
+    """The checks that hold for every response a test provokes (run by the plugin on each), with
+    the rules each one examined on this exchange."""
+    out = Outcome()
     if ex.status is None:
-        return []
-    applied = ["ERR-4"]
+        return out
+    out += judged(no_server_error(ex), "ERR-4")
     if ex.status >= 400:
-        applied.append("ERR-1")
+        out += judged(problem(ex), "ERR-1")
     if ex.status == 429:
-        applied.append("ERR-3")
-    if 200 <= ex.status < 300 and envelope_applies(ex):
-        applied.append("ENV-1")
+        out += judged(retry_after(ex), "ERR-3")
+    if envelope_applies(ex) and 200 <= ex.status < 300 and ex.status != 204:
+        out += judged(envelope(ex), "ENV-1")
     if is_completions(ex) and ex.status >= 400:
-        applied.append("OAI-7")
-    return applied
+        out += judged(openai_error(ex), "OAI-7")
+    return out
