@@ -1,0 +1,164 @@
+"""`chatconform run`: the conformance suites against one target, then the reports."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from chatconform.cli import SUITES
+from chatconform.errors import EXIT_ERROR, EXIT_FAIL, EXIT_OK, UsageError
+from chatconform.preflight import TargetUnusable, check_target
+from chatconform.rules import RULES
+from chatconform.target import TARGET_FIELDS, Limits, Target, TargetError, resolve_target
+
+
+def _families(selected: list[str] | None) -> list[str]:
+    if not selected:
+        return list(SUITES)
+    names = [n for s in selected for n in s.split(",") if n]
+    unknown = [n for n in names if n not in SUITES]
+    if unknown:
+        raise UsageError(f"unknown suite {unknown[0]!r}; choose from {', '.join(SUITES)}")
+    return names
+
+
+def run_command(args: argparse.Namespace) -> int:
+    from chatconform.embedded import EmbeddedError, EmbeddedServer, reference_args_from_env
+
+    families = _families(args.suite)
+    for name in ("timeout", "stream_timeout", "run_timeout"):
+        if getattr(args, name) <= 0:
+            raise UsageError(f"--{name.replace('_', '-')} must be a positive number of seconds")
+    if args.max_body_mb <= 0:
+        raise UsageError("--max-body-mb must be a positive number")
+    limits = Limits(
+        args.timeout,
+        args.stream_timeout,
+        max_body_bytes=int(args.max_body_mb * 1024 * 1024),
+        run_timeout=args.run_timeout,
+    )
+    report_dir = Path(args.report_dir or Path("reports") / time.strftime("%Y%m%d-%H%M%S"))
+    explicit = {a: getattr(args, a) for a in TARGET_FIELDS}
+    server: EmbeddedServer | None = None
+    started = time.monotonic()
+    try:
+        target = resolve_target(explicit, args.target_file, limits)
+        if target is None:
+            server = EmbeddedServer(reference_args_from_env(), limits)
+            target = server.start()
+            print(f"chatconform: no --base-url given; started the reference at {target.base_url}")
+        sessions = bool(set(families) - {"completions"})
+        check_target(target, sessions, "completions" in families or "fuzz" in families)
+        extra = []
+        if args.seed is not None:
+            extra += ["--fuzz-seed", str(args.seed)]
+        if args.max_examples is not None:
+            extra += ["--fuzz-max-examples", str(args.max_examples)]
+        code = run_suites(target, families, args.strict, report_dir, args.verbose, extra)
+    except (TargetError, EmbeddedError, TargetUnusable) as exc:
+        raise UsageError(str(exc)) from None
+    finally:
+        if server is not None:
+            server.stop()
+    summary_path = report_dir / "summary.json"
+    if code == 5:
+        raise UsageError("no test was collected for the selected suites")
+    if not summary_path.exists():
+        raise UsageError(f"the suites did not run to the end (pytest exit {code})")
+    from chatconform.report import write_run_reports
+
+    write_run_reports(report_dir)
+    summary = json.loads(summary_path.read_text(encoding="utf-8"))
+    print_summary(summary, report_dir, time.monotonic() - started)
+    if summary.get("interrupted"):
+        print("chatconform: interrupted; the summary holds what finished", file=sys.stderr)
+        return 130
+    if code == 4:
+        raise UsageError(f"pytest refused the suites' arguments (exit {code})")
+    if summary["verdict"] == "FAIL":
+        return EXIT_FAIL
+    if code == 3 or summary["verdict"] == "ERROR":
+        if code == 3:
+            print("chatconform: pytest stopped with an internal error: the run could not judge "
+                  "every rule (exit 3)", file=sys.stderr)  # fmt: skip
+        return EXIT_ERROR
+    return EXIT_OK
+
+
+def run_suites(
+    target: Target,
+    families: list[str],
+    strict: bool,
+    report_dir: Path,
+    verbose: bool,
+    extra: list[str] | None = None,
+) -> int:
+    import pytest
+
+    from chatconform.paths import resource
+
+    suites = resource("suites")
+    files = [str(suites / f"test_{f}.py") for f in families]
+    files = [f for f in files if Path(f).exists()]
+    if not files:
+        raise UsageError(f"no suite file for {', '.join(families)} in {suites}")
+    args = [*files, "-c", str(suites / "pytest.ini"), "--rootdir", str(suites)]
+    args += ["-p", "no:cacheprovider", "--junitxml", str(report_dir / "junit.xml")]
+    args += ["-o", "junit_suite_name=chatconform", "--tb=short", "-W", "ignore::DeprecationWarning"]
+    # the CLI has imported chatconform (and httpx) before pytest starts: nothing to rewrite there
+    args += ["-W", "ignore::pytest.PytestAssertRewriteWarning"]
+    args += [] if verbose else ["-q", "--no-header", "--no-summary"]
+    args += ["--report-dir", str(report_dir), "--families", ",".join(families)]
+    args += ["--timeout", str(target.limits.timeout)]
+    args += ["--stream-timeout", str(target.limits.stream_timeout)]
+    args += ["--run-timeout", str(target.limits.run_timeout)]
+    args += ["--max-body-mb", str(target.limits.max_body_bytes / (1024 * 1024))]
+    for attr in TARGET_FIELDS:
+        value = getattr(target, attr)
+        if value:
+            args += ["--" + attr.replace("_", "-"), value]
+    if strict:
+        args.append("--strict-contract")
+    if target.embedded:
+        args.append("--embedded-target")
+    args += extra or []
+    from chatconform.report import pytest_args as allure_args
+
+    args += allure_args(report_dir)
+    os.environ["CHATCONFORM_QUIET_SUMMARY"] = "1"
+    return int(pytest.main(args))
+
+
+def print_summary(summary: dict[str, Any], report_dir: Path, seconds: float) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    colour = {
+        "PASS": "green",
+        "FAIL": "bold red",
+        "WARN": "yellow",
+        "SKIP": "dim",
+        "ERROR": "magenta",
+    }
+    table = Table(title=f"chatconform: {summary['target']['baseUrl']}", show_lines=False)
+    for col in ("rule", "lvl", "verdict", "title / first finding"):
+        table.add_column(col, overflow="fold")
+    for r in summary["rules"]:
+        v = r["verdict"]
+        note = r["reason"] or r["title"]
+        table.add_row(r["id"], r["level"], f"[{colour[v]}]{v}[/]", note)
+    console = Console(highlight=False)
+    console.print(table)
+    c = summary["counts"]
+    mode = "strict" if summary["strict"] else "default (contract decisions WARN)"
+    overall = summary["verdict"]
+    console.print(
+        f"[{colour.get(overall, 'bold red')}]{overall}[/]: "
+        f"{c['PASS']} PASS, {c['FAIL']} FAIL, {c.get('ERROR', 0)} ERROR, {c['WARN']} WARN, "
+        f"{c['SKIP']} SKIP of {len(RULES)} rules, {mode}, in {seconds:.1f} s. Reports: {report_dir}"
+    )
