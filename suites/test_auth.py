@@ -59,12 +59,15 @@ def test_read_only_key(
     key = need(target.read_only_key, "--read-only-key")
     ops = every_operation(api, session["id"], need(target.agent_id, "--agent-id"))
     for name in READ_OPS:
-        expect.check(expect_status(ops[name](key=key), "AUTH-2", 200))
+        expect.check(expect_status(ops[name](key=key), "AUTH-2", 200, clause="read-only"))
     for name in WRITE_OPS:
-        expect.check(expect_status(ops[name](key=key), "AUTH-2", 403))
+        expect.check(expect_status(ops[name](key=key), "AUTH-2", 403, clause="read-only"))
     still = api.get_session(session["id"])
     if (data_of(still) or {}).get("status") != "active":
-        expect.check([finding("AUTH-2", "the session still active", still.describe(), still)])
+        got = still.describe()
+        expect.check(
+            [finding("AUTH-2", "the session still active", got, still, clause="read-only")]
+        )
 
 
 @pytest.mark.rule("AUTH-2")
@@ -74,9 +77,11 @@ def test_write_only_key(
     key = need(target.write_only_key, "--write-only-key")
     ops = every_operation(api, session["id"], need(target.agent_id, "--agent-id"))
     for name in READ_OPS:
-        expect.check(expect_status(ops[name](key=key), "AUTH-2", 403))
-    expect.check(expect_status(ops["createSession"](key=key), "AUTH-2", (200, 201)))
-    expect.check(expect_status(ops["postMessage"](key=key), "AUTH-2", 200))
+        expect.check(expect_status(ops[name](key=key), "AUTH-2", 403, clause="write-only"))
+    created = ops["createSession"](key=key)
+    expect.check(expect_status(created, "AUTH-2", (200, 201), clause="write-only"))
+    posted = ops["postMessage"](key=key)
+    expect.check(expect_status(posted, "AUTH-2", 200, clause="write-only"))
 
 
 @pytest.mark.rule("AUTH-3")
@@ -96,34 +101,39 @@ def test_other_organization(
     other = need(target.other_tenant_key, "--other-tenant-key")
     sid = session["id"]
     secret_text = f"tenancy canary {secrets.token_hex(8)}"
-    expect.check(expect_status(api.post_message(sid, secret_text), "AUTH-4", 200), fatal=True)
+    seeded = api.post_message(sid, secret_text)
+    expect.check(expect_status(seeded, "AUTH-4", 200, clause="post"), fatal=True)
     probes = [
-        api.get_session(sid, key=other),
-        api.list_messages(sid, key=other),
-        api.post_message(sid, "cross-tenant write", key=other),
-        api.post_message(sid, "cross-tenant write", stream=True, key=other),
-        api.end_session(sid, key=other),
+        ("get", api.get_session(sid, key=other)),
+        ("list", api.list_messages(sid, key=other)),
+        ("post", api.post_message(sid, "cross-tenant write", key=other)),
+        ("post", api.post_message(sid, "cross-tenant write", stream=True, key=other)),
+        ("end", api.end_session(sid, key=other)),
     ]
     leaks = (secret_text, session["agentId"], session["createdAt"])
-    for ex in probes:
-        expect.check(expect_problem_code(ex, "AUTH-4", 404, "session_not_found"))
+    for clause, ex in probes:
+        found = expect_problem_code(ex, "AUTH-4", 404, "session_not_found", clause=clause)
         if ex.status in (401, 403):
-            got = f"HTTP {ex.status}"
-            expect.check([finding("AUTH-4", "404 rather than 403", got, ex, "C")])
+            found.add(
+                finding("AUTH-4", "404 rather than 403", f"HTTP {ex.status}", ex, "C", clause)
+            )
         body = ex.body.decode("utf-8", "replace")
         for leaked in leaks:
             if leaked and leaked in body:
                 got = f"the response body contains {leaked!r}"
-                expect.check([finding("AUTH-4", "nothing of the session leaked", got, ex)])
+                found.add(
+                    finding("AUTH-4", "nothing of the session leaked", got, ex, clause=clause)
+                )
+        expect.check(found)
     after = api.get_session(sid)
     state = data_of(after) or {}
     if state.get("status") != "active":
         got = f"status {state.get('status')!r} after another organization's end"
-        expect.check([finding("AUTH-4", "the session untouched", got, after)])
+        expect.check([finding("AUTH-4", "the session untouched", got, after, clause="end")])
     history = json.dumps(data_of(api.list_messages(sid)))
     if "cross-tenant write" in history:
         got = "another organization's message in the history"
-        expect.check([finding("AUTH-4", "the session untouched", got, after)])
+        expect.check([finding("AUTH-4", "the session untouched", got, after, clause="post")])
 
 
 @pytest.mark.rule("AUTH-5")

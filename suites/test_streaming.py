@@ -7,9 +7,11 @@ from typing import Any
 import pytest
 
 from chatconform.checks.common import expect_problem_code, expect_status, finding
-from chatconform.checks.streaming import flushed, session_stream
+from chatconform.checks.streaming import flushed, is_stream, session_stream
 from chatconform.client import Client
 from chatconform.plugin import Expect, unknown_id
+from chatconform.target import Target
+from chatconform.verdicts import Outcome
 
 STREAM_RULES = ("SSE-1", "SSE-2", "SSE-3", "SSE-4", "SSE-5", "SSE-6", "SSE-7", "MSG-5")
 
@@ -21,11 +23,52 @@ def test_plain_reply_stream(api: Client, expect: Expect, session: dict[str, Any]
     expect.check(session_stream(ex, session["id"], content))
 
 
+# the SSE-4 clause each of the target's prompts is meant to exercise, and the event that shows it
+PROMPTS = {
+    "tool_prompt": ("tool_call", "tool_call", "--tool-prompt"),
+    "knowledge_prompt": ("kb_retrieval", "kb_retrieval", "--knowledge-prompt"),
+}
+
+
 @pytest.mark.rule(*STREAM_RULES)
-def test_tool_and_retrieval_stream(api: Client, expect: Expect, session: dict[str, Any]) -> None:
-    content = "Is there a store near 60614, and what are the hours?"
+@pytest.mark.parametrize("prompt", sorted(PROMPTS))
+def test_agent_action_stream(
+    api: Client, expect: Expect, make_session: Any, target: Target, prompt: str
+) -> None:
+    """A streamed turn with the prompt the target names for a tool call / a knowledge retrieval."""
+    clause, event, option = PROMPTS[prompt]
+    content = getattr(target, prompt)
+    if not content:
+        env = option.removeprefix("--").replace("-", "_").upper()
+        why = f"not configured: the target names no prompt for it (give {option} or FLOWYTE_{env})"
+        expect.unexercised("SSE-4", clause, why)
+        pytest.skip(why)
+    session = make_session()
     ex = api.post_message(session["id"], content, stream=True)
     expect.check(session_stream(ex, session["id"], content))
+    if ex.stream is not None and event not in {e.type for e in ex.stream.events}:
+        expect.unexercised(
+            "SSE-4", clause, f"the {option.removeprefix('--')} produced no {event} event"
+        )
+
+
+@pytest.mark.rule("SSE-5", "SSE-6")
+def test_error_frame(api: Client, expect: Expect, make_session: Any, target: Target) -> None:
+    """A turn the agent fails (the target's --error-prompt) ends with one `error` frame whose data
+    is a problem object (SSE-5, SSE-6 error)."""
+    if not target.error_prompt:
+        why = (
+            "not configured: the target names no prompt that makes its agent fail (--error-prompt)"
+        )
+        expect.unexercised("SSE-6", "error", why)
+        pytest.skip(why)
+    session = make_session()
+    content = target.error_prompt
+    ex = api.post_message(session["id"], content, stream=True)
+    expect.check(is_stream(ex), fatal=True)
+    expect.check(session_stream(ex, session["id"], content))
+    if ex.stream is not None and "error" not in {e.type for e in ex.stream.events}:
+        expect.unexercised("SSE-6", "error", "the error prompt did not provoke an error frame")
 
 
 @pytest.mark.rule(*STREAM_RULES)
@@ -54,7 +97,9 @@ def test_errors_before_stream_are_problems(
     expect.check(expect_status(no_key, "SSE-1", 401))
     empty = api.post_message(session["id"], "", stream=True)
     expect.check(expect_status(empty, "SSE-1", 400))
-    for ex in (unknown, no_key, empty):
-        if ex.media_type != "application/problem+json":
-            got = f"Content-Type {ex.headers.get('content-type')!r}"
-            expect.check([finding("SSE-1", "a problem+json response, not a stream", got, ex)])
+    for ex in (unknown, no_key, empty):  # an ordinary response, not a stream (its shape: ERR-1)
+        not_stream = Outcome().saw("SSE-1") if ex.status is not None else Outcome()
+        if ex.media_type == "text/event-stream" or ex.stream is not None:
+            got = f"HTTP {ex.status} as a stream ({ex.headers.get('content-type')!r})"
+            not_stream.add(finding("SSE-1", "an ordinary error response, not a stream", got, ex))
+        expect.check(not_stream)

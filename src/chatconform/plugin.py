@@ -265,6 +265,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         return
     if report.skipped:
         reason = _skip_reason(report)
+        expect = item.stash.get(EXPECT, None)
+        if expect is not None:  # the clause it could not exercise, said before skipping
+            for key, why in expect.outcome.unexercised.items():
+                state.unexercised.setdefault(key, why)
         for rid in declared:
             state.skipped.setdefault(rid, reason)
         return

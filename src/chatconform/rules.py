@@ -86,6 +86,7 @@ _RULES: tuple[Rule, ...] = (
         clauses=(
             ("draft", "draftMode: true on an unpublished agent"),
             ("no-published-version", "an unpublished agent without draftMode gets 409"),
+            ("defaults-false", "a session created without draftMode has draftMode false"),
         ),
     ),
     Rule(

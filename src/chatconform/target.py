@@ -21,6 +21,10 @@ TARGET_FIELDS: dict[str, tuple[str, str, bool]] = {
     "other_tenant_agent_id": ("FLOWYTE_OTHER_TENANT_AGENT_ID", "otherTenantAgentId", False),
     "publishable_key": ("FLOWYTE_PUBLISHABLE_KEY", "publishableKey", True),
     "unpublished_agent_id": ("FLOWYTE_UNPUBLISHED_AGENT_ID", "unpublishedAgentId", False),
+    # prompts that make the target's agent do something (they depend on the agent: CONTRACT SSE-4)
+    "tool_prompt": ("FLOWYTE_TOOL_PROMPT", "toolPrompt", False),
+    "knowledge_prompt": ("FLOWYTE_KNOWLEDGE_PROMPT", "knowledgePrompt", False),
+    "error_prompt": ("FLOWYTE_ERROR_PROMPT", "errorPrompt", False),
 }
 
 
@@ -50,6 +54,9 @@ class Target:
     other_tenant_agent_id: str | None = None
     publishable_key: str | None = None
     unpublished_agent_id: str | None = None
+    tool_prompt: str | None = None
+    knowledge_prompt: str | None = None
+    error_prompt: str | None = None
     limits: Limits = field(default_factory=Limits)
     embedded: bool = False
 

@@ -7,14 +7,20 @@ from collections.abc import Iterable
 from typing import Any
 
 from chatconform.record import Exchange
-from chatconform.rules import Level
-from chatconform.verdicts import Finding
+from chatconform.rules import RULES, Level
+from chatconform.verdicts import Finding, Outcome
 
 
 def finding(
-    rule: str, expected: str, got: str, ex: Exchange | None = None, level: Level | None = None
+    rule: str,
+    expected: str,
+    got: str,
+    ex: Exchange | None = None,
+    level: Level | None = None,
+    clause: str | None = None,
 ) -> Finding:
-    return Finding(rule=rule, expected=expected, got=got, level=level, exchange=ex)
+    kind = "budget" if ex is not None and ex.not_sent else "target"
+    return Finding(rule, expected, got, level=level, exchange=ex, kind=kind, clause=clause)
 
 
 def short(value: Any, limit: int = 200) -> str:
@@ -23,27 +29,66 @@ def short(value: Any, limit: int = 200) -> str:
 
 
 def expect_status(
-    ex: Exchange, rule: str, allowed: int | Iterable[int], level: Level | None = None
-) -> list[Finding]:
+    ex: Exchange,
+    rule: str,
+    allowed: int | Iterable[int],
+    level: Level | None = None,
+    clause: str | None = None,
+) -> Outcome:
+    """The response's status is one of `allowed` (examined whenever a response came back)."""
     statuses = (allowed,) if isinstance(allowed, int) else tuple(allowed)
+    out = Outcome()
+    if ex.status is not None:
+        out.saw(rule, clause)
     if ex.status in statuses:
-        return []
+        return out
     want = " or ".join(str(s) for s in statuses)
-    return [finding(rule, f"HTTP {want} for {ex.method} {ex.url}", ex.describe(), ex, level)]
+    return out.add(
+        finding(rule, f"HTTP {want} for {ex.method} {ex.url}", ex.describe(), ex, level, clause)
+    )
 
 
 def expect_problem_code(
-    ex: Exchange, rule: str, status: int, code: str, level: Level | None = None
-) -> list[Finding]:
-    """The status (at the rule's level) and then the problem's `code` (a C detail unless told)."""
-    found = expect_status(ex, rule, status, level)
-    if found:
+    ex: Exchange,
+    rule: str,
+    status: int,
+    code: str,
+    level: Level | None = None,
+    clause: str | None = None,
+) -> Outcome:
+    """The status (at the rule's level) and then the problem's `code` (a C detail unless told).
+
+    When the response already broke ERR-1 (it is no problem+json object), the code is not judged:
+    that is ERR-1's failure, reported once, and this rule says "not judged: see ERR-1".
+    """
+    found = expect_status(ex, rule, status, level, clause)
+    if len(found):
         return found
+    basic = basic_failure(ex)
+    if basic is not None:
+        why = f"not judged: see {basic} on {ex.method} {ex.url} (no problem object to read a code from)"
+        return Outcome().not_exercised(rule, clause, why)
     body = ex.json()
     got = body.get("code") if isinstance(body, dict) else None
     if got != code:
-        return [finding(rule, f'problem code "{code}"', f"code {got!r}", ex, level or "C")]
-    return []
+        found.add(
+            finding(rule, f'problem code "{code}"', f"code {got!r}", ex, level or "C", clause)
+        )
+    return found
+
+
+def basic_failure(ex: Exchange) -> str | None:
+    """The more basic rule this response already broke, on which reading its body depends:
+    ERR-1 (an error that is no problem+json object) or ENV-1 (a success without its envelope)."""
+    from chatconform.checks.errors import envelope, envelope_applies, problem
+
+    if ex.status is None:
+        return None
+    if ex.status >= 400 and problem(ex):
+        return "ERR-1"
+    if 200 <= ex.status < 300 and envelope_applies(ex) and envelope(ex):
+        return "ENV-1"
+    return None
 
 
 def data_of(ex: Exchange) -> Any:
@@ -54,18 +99,22 @@ def data_of(ex: Exchange) -> Any:
 
 def schema_findings(
     instance: Any, schema: str, rule: str, ex: Exchange | None, where: str, level: Level | None
-) -> list[Finding]:
+) -> Outcome:
+    """`instance` against a schema of the spec (examined once, for `rule`)."""
     from chatconform.spec import validator
 
     errors = sorted(validator(schema).iter_errors(instance), key=lambda e: list(e.path))
+    out = Outcome()
+    if len(RULES[rule].clauses) == 1:
+        out.saw(rule)
     if not errors:
-        return []
+        return out
     first = errors[0]
     path = "/".join(str(p) for p in first.absolute_path) or "(root)"
     got = f"{where} at {path}: {first.message}"
     if len(errors) > 1:
         got += f" (+{len(errors) - 1} more)"
-    return [finding(rule, f"{where} to be a valid {schema}", short(got, 400), ex, level)]
+    return out.add(finding(rule, f"{where} to be a valid {schema}", short(got, 400), ex, level))
 
 
 def key_of(value: Any) -> str:

@@ -45,19 +45,26 @@ def problem(ex: Exchange, rule: str = "ERR-1") -> list[Finding]:
     return out
 
 
-def validation_error(ex: Exchange, fields: tuple[str, ...]) -> list[Finding]:
-    """ERR-2: 400, code validation_error, errors[] of {field, message} naming the field(s)."""
+def validation_error(ex: Exchange, fields: tuple[str, ...]) -> Outcome:
+    """ERR-2: 400, code validation_error, errors[] of {field, message} naming the field(s).
+    The body is read only when it is a problem object (else that is ERR-1's failure, once)."""
+    out = Outcome()
+    if ex.status is None:
+        return out.add(finding("ERR-2", "HTTP 400 for an invalid body", ex.describe(), ex))
+    out.saw("ERR-2")
     if ex.status != 400:
-        return [finding("ERR-2", "HTTP 400 for an invalid body", ex.describe(), ex)]
+        return out.add(finding("ERR-2", "HTTP 400 for an invalid body", ex.describe(), ex))
+    if problem(ex):
+        why = f"not judged: see ERR-1 on {ex.method} {ex.url} (no problem object to read)"
+        return Outcome().not_exercised("ERR-2", None, why)
     body = ex.json()
     if not isinstance(body, dict):
-        return [finding("ERR-2", "a problem body", ex.describe(), ex)]
-    out: list[Finding] = []
+        return out.add(finding("ERR-2", "a problem body", ex.describe(), ex))
     if body.get("code") != "validation_error":
         out.append(finding("ERR-2", 'code "validation_error"', f"code {body.get('code')!r}", ex))
     errors = body.get("errors")
     if not isinstance(errors, list) or not errors:
-        return [*out, finding("ERR-2", "a non-empty errors[] array", short(body), ex)]
+        return out.add(finding("ERR-2", "a non-empty errors[] array", short(body), ex))
     named: list[str] = []
     for item in errors:
         if not (
@@ -157,12 +164,18 @@ def every_response(ex: Exchange) -> Outcome:
     if ex.status is None:
         return out
     out += judged(no_server_error(ex), "ERR-4")
+    broke_err1 = False
     if ex.status >= 400:
-        out += judged(problem(ex), "ERR-1")
+        shape = problem(ex)
+        broke_err1 = bool(shape)
+        out += judged(shape, "ERR-1")
     if ex.status == 429:
         out += judged(retry_after(ex), "ERR-3")
     if envelope_applies(ex) and 200 <= ex.status < 300 and ex.status != 204:
         out += judged(envelope(ex), "ENV-1")
     if is_completions(ex) and ex.status >= 400:
-        out += judged(openai_error(ex), "OAI-7")
+        if broke_err1 and openai_error(ex):
+            out.not_exercised("OAI-7", None, "not judged: see ERR-1 on this response")
+        else:
+            out += judged(openai_error(ex), "OAI-7")
     return out

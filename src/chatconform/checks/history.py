@@ -6,6 +6,7 @@ import datetime as dt
 from typing import Any
 
 from chatconform.checks.common import (
+    basic_failure,
     data_of,
     expect_status,
     finding,
@@ -14,12 +15,12 @@ from chatconform.checks.common import (
     short,
 )
 from chatconform.record import Exchange
-from chatconform.verdicts import Finding
+from chatconform.verdicts import Finding, Outcome
 
 
-def message_shapes(messages: list[Any], session_id: str, ex: Exchange | None) -> list[Finding]:
+def message_shapes(messages: list[Any], session_id: str, ex: Exchange | None) -> Outcome:
     """MSG-3: each message's shape, its sessionId, and tool-call links."""
-    out: list[Finding] = []
+    out = Outcome()
     for i, m in enumerate(messages):
         out += schema_findings(m, "Message", "MSG-3", ex, f"messages[{i}]", None)
         if isinstance(m, dict) and m.get("sessionId") != session_id:
@@ -27,25 +28,30 @@ def message_shapes(messages: list[Any], session_id: str, ex: Exchange | None) ->
             out.append(finding("MSG-3", f"sessionId {session_id!r}", got, ex))
         if isinstance(m, dict) and m.get("role") == "tool" and not m.get("toolCallId"):
             out.append(finding("MSG-3", "a tool message with toolCallId", short(m), ex))
-    return out[:5]
+    del out[5:]
+    return out
 
 
-def turn(ex: Exchange, content: str, session_id: str) -> tuple[list[Finding], list[dict[str, Any]]]:
+def turn(ex: Exchange, content: str, session_id: str) -> tuple[Outcome, list[dict[str, Any]]]:
     """MSG-2: stream:false gives 200 data.messages: the user's message, ..., one assistant last."""
     out = expect_status(ex, "MSG-2", 200)
     if out:
         return out, []
+    basic = basic_failure(ex)
+    if basic is not None:
+        return Outcome().not_exercised("MSG-2", None, f"not judged: see {basic}"), []
     data = data_of(ex)
     messages = data.get("messages") if isinstance(data, dict) else None
     if not isinstance(messages, list) or not messages:
-        return [finding("MSG-2", "data.messages, a non-empty array", short(data), ex, "C")], []
+        out.add(finding("MSG-2", "data.messages, a non-empty array", short(data), ex, "C"))
+        return out, []
     out += assembled(messages, content, session_id, ex, "MSG-2")
     return out, [m for m in messages if isinstance(m, dict)]
 
 
 def assembled(
     messages: list[Any], content: str, session_id: str, ex: Exchange | None, rule: str
-) -> list[Finding]:
+) -> Outcome:
     """A turn's assembled messages: user message with the content first, one assistant last."""
     out = message_shapes(messages, session_id, ex)
     first, last = messages[0], messages[-1]
@@ -64,19 +70,19 @@ def assembled(
     return out
 
 
-def page(ex: Exchange, limit: int | None) -> tuple[list[Finding], list[dict[str, Any]], Any]:
+def page(ex: Exchange, limit: int | None) -> tuple[Outcome, list[dict[str, Any]], Any]:
     """MSG-4: one page: 200, data array, pagination {nextCursor, limit}, at most `limit` items."""
     out = expect_status(ex, "MSG-4", 200)
     if out:
         return out, [], None
+    basic = basic_failure(ex)
+    if basic is not None:
+        return Outcome().not_exercised("MSG-4", None, f"not judged: see {basic}"), [], None
     body = ex.json()
     data = data_of(ex)
     if not isinstance(data, list):
-        return (
-            [finding("MSG-4", "data to be the array of messages", short(body), ex, "C")],
-            [],
-            None,
-        )
+        out.add(finding("MSG-4", "data to be the array of messages", short(body), ex, "C"))
+        return out, [], None
     pag = body.get("pagination") if isinstance(body, dict) else None
     cursor = None
     if (
@@ -98,9 +104,9 @@ def page(ex: Exchange, limit: int | None) -> tuple[list[Finding], list[dict[str,
     return out, [m for m in data if isinstance(m, dict)], cursor
 
 
-def ordered_once(history: list[dict[str, Any]], ex: Exchange | None) -> list[Finding]:
+def ordered_once(history: list[dict[str, Any]], ex: Exchange | None) -> Outcome:
     """MSG-4: oldest first, every message exactly once."""
-    out: list[Finding] = []
+    out = Outcome().saw("MSG-4")
     ids = [key_of(m.get("id")) for m in history]
     dupes = sorted({i for i in ids if ids.count(i) > 1})
     if dupes:
@@ -132,39 +138,47 @@ def parse_time(value: Any) -> dt.datetime | None:
 
 def same_transcript(
     history: list[dict[str, Any]], turns: list[dict[str, Any]], ex: Exchange | None
-) -> list[Finding]:
+) -> Outcome:
     """MSG-5: the history equals what the turns returned: same ids, roles, content, order."""
 
     def key(m: dict[str, Any]) -> tuple[Any, Any, Any]:
         return (m.get("id"), m.get("role"), m.get("content"))
 
+    out = Outcome().saw("MSG-5")
     got, want = [key(m) for m in history], [key(m) for m in turns]
     if got == want:
-        return []
+        return out
     for i, (g, w) in enumerate(zip(got, want, strict=False)):
         if g != w:
-            return [
+            return out.add(
                 finding(
                     "MSG-5",
                     f"history[{i}] = {short(w, 150)} (what the turn returned)",
                     f"{short(g, 150)}",
                     ex,
                 )
-            ]
-    return [
+            )
+    return out.add(
         finding(
             "MSG-5",
             f"{len(want)} messages, as the turns returned",
             f"{len(got)} messages in history",
             ex,
         )
-    ]
+    )
 
 
 def well_formed(
     history: list[dict[str, Any]], rule: str, ex: Exchange | None, allow_absent_reply: bool
-) -> list[Finding]:
+) -> Outcome:
     """MSG-6/MSG-7: each user message is followed by its complete reply (or, if allowed, none)."""
+    out = Outcome().saw(rule)
+    return out.add(*_malformed(history, rule, ex, allow_absent_reply))
+
+
+def _malformed(
+    history: list[dict[str, Any]], rule: str, ex: Exchange | None, allow_absent_reply: bool
+) -> list[Finding]:
     ids = [key_of(m.get("id")) for m in history]
     if len(set(ids)) != len(ids):
         return [finding(rule, "no duplicated message", f"ids {ids}", ex)]

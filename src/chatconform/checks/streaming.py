@@ -9,7 +9,7 @@ from chatconform.checks.common import finding, key_of, schema_findings, short
 from chatconform.checks.history import assembled
 from chatconform.record import Exchange
 from chatconform.sse import Event
-from chatconform.verdicts import Finding
+from chatconform.verdicts import Outcome, judged
 
 TERMINAL = ("done", "error")
 
@@ -26,19 +26,25 @@ def frames(ex: Exchange) -> list[tuple[Event, Any]]:
     return out
 
 
-def is_stream(ex: Exchange) -> list[Finding]:
-    """SSE-1: 200 with Content-Type text/event-stream."""
+def is_stream(ex: Exchange) -> Outcome:
+    """SSE-1: 200 with Content-Type text/event-stream (nothing examined when nothing came back)."""
+    if ex.status is None:
+        return Outcome()  # no response: the transport failure is reported by the caller's rule
     if ex.status == 200 and ex.media_type == "text/event-stream" and ex.stream is not None:
-        return []
-    return [finding("SSE-1", "HTTP 200 with Content-Type text/event-stream", ex.describe(), ex)]
+        return judged([], "SSE-1")
+    want = "HTTP 200 with Content-Type text/event-stream"
+    return judged([finding("SSE-1", want, ex.describe(), ex)], "SSE-1")
 
 
-def session_stream(ex: Exchange, session_id: str, content: str) -> list[Finding]:
+def session_stream(ex: Exchange, session_id: str, content: str) -> Outcome:
     """Every rule that one streamed reply can break, SSE-1 to SSE-7 and MSG-5 (deltas)."""
     out = is_stream(ex)
-    if out:
+    if out or ex.stream is None:
+        if ex.status is None and ex.error:
+            want = "a streamed reply"
+            out.add(finding("SSE-5", want, ex.describe(), ex))
+            out.saw("SSE-5")
         return out
-    assert ex.stream is not None
     fs = frames(ex)
     out += wire(ex)
     out += termination(ex, fs)
@@ -50,11 +56,11 @@ def session_stream(ex: Exchange, session_id: str, content: str) -> list[Finding]
     return out
 
 
-def wire(ex: Exchange) -> list[Finding]:
+def wire(ex: Exchange) -> Outcome:
     """SSE-2: valid UTF-8 event stream; the last frame ends with a blank line."""
     assert ex.stream is not None
     p = ex.stream.parser
-    out: list[Finding] = []
+    out = Outcome().saw("SSE-2")
     for v in p.violations:
         if "UTF-8" in v:
             out.append(finding("SSE-2", "a UTF-8 event stream", v, ex, "D"))
@@ -65,20 +71,33 @@ def wire(ex: Exchange) -> list[Finding]:
     return out
 
 
-def termination(ex: Exchange, fs: list[tuple[Event, Any]]) -> list[Finding]:
+def pending_terminal(ex: Exchange) -> bool:
+    """The stream ended inside a frame that names a terminal event (SSE-2's missing blank line)."""
+    assert ex.stream is not None
+    p = ex.stream.parser
+    return bool(p.unterminated and p.pending_type in TERMINAL)
+
+
+def termination(ex: Exchange, fs: list[tuple[Event, Any]]) -> Outcome:
     """SSE-5: exactly one done/error frame, last, then the server closes the response."""
     assert ex.stream is not None
     terminals = [i for i, (e, _) in enumerate(fs) if e.type in TERMINAL]
     names = [e.type for e, _ in fs]
     tail = ", ".join(names[-4:]) or "no events"
+    if not terminals and pending_terminal(ex):
+        # the terminal frame came but lacks its blank line: SSE-2's failure, not a second one here
+        why = "not judged: see SSE-2 on this response (the final frame was not terminated)"
+        return Outcome().not_exercised("SSE-5", None, why)
+    out = Outcome().saw("SSE-5")
     if not terminals:
         got = (
             f"{len(fs)} events and no terminal frame (last: {tail}; ended by {ex.stream.ended_by})"
         )
         if ex.error:
             got += f"; {ex.error}"
-        return [finding("SSE-5", "the stream to end with one event: done or event: error", got, ex)]
-    out: list[Finding] = []
+        return out.add(
+            finding("SSE-5", "the stream to end with one event: done or event: error", got, ex)
+        )
     if len(terminals) > 1:
         got = f"{len(terminals)} terminal frames ({', '.join(names[i] for i in terminals)})"
         out.append(finding("SSE-5", "exactly one terminal frame", got, ex))
@@ -95,9 +114,9 @@ def termination(ex: Exchange, fs: list[tuple[Event, Any]]) -> list[Finding]:
     return out
 
 
-def audit_events(ex: Exchange, body: list[tuple[Event, Any]], session_id: str) -> list[Finding]:
+def audit_events(ex: Exchange, body: list[tuple[Event, Any]], session_id: str) -> Outcome:
     """SSE-3: each non-terminal frame names its event type and carries an AuditEvent."""
-    out: list[Finding] = []
+    out = Outcome().saw("SSE-3", n=len(body))
     for n, (e, data) in enumerate(body):
         where = f"frame {n + 1} (event: {e.type})"
         if not e.event_field:
@@ -115,28 +134,43 @@ def audit_events(ex: Exchange, body: list[tuple[Event, Any]], session_id: str) -
     return out
 
 
-def payloads(ex: Exchange, body: list[tuple[Event, Any]]) -> list[Finding]:
+PAYLOAD_SCHEMA = {
+    "agent_message": "AgentMessagePayload",
+    "tool_call": "ToolCallPayload",
+    "kb_retrieval": "KbRetrievalPayload",
+}
+PAYLOAD_CLAUSE = {
+    "agent_message": "delta",
+    "tool_call": "tool_call",
+    "kb_retrieval": "kb_retrieval",
+}
+
+
+def payloads(ex: Exchange, body: list[tuple[Event, Any]]) -> Outcome:
     """SSE-4: agent_message, tool_call and kb_retrieval payloads; other types tolerated."""
-    shapes = {
-        "agent_message": "AgentMessagePayload",
-        "tool_call": "ToolCallPayload",
-        "kb_retrieval": "KbRetrievalPayload",
-    }
-    out: list[Finding] = []
+    out = Outcome()
+    failed: set[str] = set()
     for n, (e, data) in enumerate(body):
-        schema = shapes.get(e.type)
-        if schema is None or not isinstance(data, dict):
-            continue
+        clause = PAYLOAD_CLAUSE.get(e.type)
+        if clause is None or not isinstance(data, dict):
+            continue  # other event types are tolerated; a frame that is not an AuditEvent is SSE-3's
+        out.saw("SSE-4", clause)
+        if clause in failed:
+            continue  # one finding per clause and stream
         where = f"frame {n + 1} ({e.type}) payload"
-        out += schema_findings(data.get("payload"), schema, "SSE-4", ex, where, "C")
-        if out:
-            break
+        found = schema_findings(
+            data.get("payload"), PAYLOAD_SCHEMA[e.type], "SSE-4", ex, where, "C"
+        )
+        for f in found:
+            f.clause = clause
+            failed.add(clause)
+        out += found
     return out
 
 
-def order(ex: Exchange, fs: list[tuple[Event, Any]], session_id: str) -> list[Finding]:
+def order(ex: Exchange, fs: list[tuple[Event, Any]], session_id: str) -> Outcome:
     """SSE-7: seq 1, 2, 3 ...; tsMs never decreases; conversationId the session; ids unique."""
-    out: list[Finding] = []
+    out = Outcome()
     expected_seq = 1
     last_ts: int | None = None
     seen_ids: set[str] = set()
@@ -144,6 +178,7 @@ def order(ex: Exchange, fs: list[tuple[Event, Any]], session_id: str) -> list[Fi
         if not isinstance(data, dict) or (e.type in TERMINAL and "seq" not in data):
             continue
         where = f"frame {n + 1} (event: {e.type})"
+        out.saw("SSE-7")
         seq = data.get("seq")
         if seq != expected_seq:
             out.append(finding("SSE-7", f"{where}: seq {expected_seq}", f"seq {seq!r}", ex))
@@ -168,30 +203,41 @@ def order(ex: Exchange, fs: list[tuple[Event, Any]], session_id: str) -> list[Fi
 
 def terminal_data(
     ex: Exchange, fs: list[tuple[Event, Any]], session_id: str, content: str
-) -> list[Finding]:
+) -> Outcome:
     """SSE-6: done carries the assembled messages; error a problem. MSG-5: deltas = content."""
     terminal = next(((e, d) for e, d in fs if e.type in TERMINAL), None)
     if terminal is None:
-        return []
+        return Outcome()
     e, data = terminal
     if e.type == "error":
-        status = data.get("status") if isinstance(data, dict) else None
-        fields_ok = isinstance(data, dict) and all(
-            isinstance(data.get(k), str) and data.get(k) for k in ("title", "detail", "code")
-        )
-        if not (isinstance(status, int) and 400 <= status <= 599 and fields_ok):
-            want = "error data: a problem object (status ≥ 400, title, detail, code)"
-            return [finding("SSE-6", want, short(e.data), ex)]
-        return []
+        return error_frame(ex, e, data)
+    out = Outcome().saw("SSE-6", "done")
     messages = data.get("messages") if isinstance(data, dict) else None
     if not isinstance(messages, list) or not messages:
-        return [finding("SSE-6", 'done data: {"messages": [Message, …]}', short(e.data), ex)]
-    out = assembled(messages, content, session_id, ex, "SSE-6")
+        want = 'done data: {"messages": [Message, …]}'
+        return out.add(finding("SSE-6", want, short(e.data), ex, clause="done"))
+    for f in assembled(messages, content, session_id, ex, "SSE-6"):
+        if f.rule == "SSE-6":
+            f.clause = "done"
+        out.add(f)
     out += deltas_match(ex, fs, messages)
     return out
 
 
-def deltas_match(ex: Exchange, fs: list[tuple[Event, Any]], messages: list[Any]) -> list[Finding]:
+def error_frame(ex: Exchange, e: Event, data: Any) -> Outcome:
+    """SSE-6 (error): an error frame's data is a problem object (ERR-1's fields, status ≥ 400)."""
+    out = Outcome().saw("SSE-6", "error")
+    status = data.get("status") if isinstance(data, dict) else None
+    fields_ok = isinstance(data, dict) and all(
+        isinstance(data.get(k), str) and data.get(k) for k in ("title", "detail", "code")
+    )
+    if not (isinstance(status, int) and 400 <= status <= 599 and fields_ok):
+        want = "error data: a problem object (status ≥ 400, title, detail, code)"
+        out.add(finding("SSE-6", want, short(e.data), ex, clause="error"))
+    return out
+
+
+def deltas_match(ex: Exchange, fs: list[tuple[Event, Any]], messages: list[Any]) -> Outcome:
     """MSG-5: a streamed reply's text equals its concatenated agent_message deltas."""
     texts: dict[str, list[str]] = {}
     for e, data in fs:
@@ -201,8 +247,9 @@ def deltas_match(ex: Exchange, fs: list[tuple[Event, Any]], messages: list[Any])
                 texts.setdefault(key_of(p.get("messageId")), []).append(p["delta"])
     final = messages[-1] if isinstance(messages[-1], dict) else {}
     streamed = "".join(texts.get(key_of(final.get("id")), []))
+    out = Outcome().saw("MSG-5")
     if streamed != final.get("content"):
-        return [
+        return out.add(
             finding(
                 "MSG-5",
                 f"the deltas of message {final.get('id')!r} to concatenate to its content "
@@ -210,8 +257,8 @@ def deltas_match(ex: Exchange, fs: list[tuple[Event, Any]], messages: list[Any])
                 f"{short(streamed, 120)!r} from {len(texts.get(key_of(final.get('id')), []))} deltas",
                 ex,
             )
-        ]
-    return []
+        )
+    return out
 
 
 def is_delta(e: Event, data: Any) -> bool:
@@ -224,17 +271,20 @@ def content_deltas(ex: Exchange) -> list[Event]:
     return [e for e, data in frames(ex) if is_delta(e, data)]
 
 
-def flushed(ex: Exchange, min_spread_ms: float = 1.0) -> list[Finding]:
-    """SSE-8: deltas arrive as produced: over several reads, spread in time, not in one burst."""
+def flushed(ex: Exchange, min_spread_ms: float = 1.0) -> Outcome:
+    """SSE-8: deltas arrive as produced: over several reads, spread in time, not in one burst.
+    The timing seen is said either way (in the finding, or in the outcome's evidence note)."""
     found = is_stream(ex)
-    if found:
-        return found
+    if found or ex.stream is None:
+        return Outcome(found)  # SSE-1's finding; nothing about flushing was examined
     deltas = content_deltas(ex)
     if len(deltas) < 2:
-        return [finding("SSE-8", "a reply of at least 2 deltas to time", f"{len(deltas)}", ex)]
+        why = f"a reply of {len(deltas)} delta(s) cannot show flushing (at least 2 needed)"
+        return Outcome().not_exercised("SSE-8", None, why)
+    out = Outcome().saw("SSE-8")
     spread_ms = (deltas[-1].t_ns - deltas[0].t_ns) / 1e6
     reads = len({e.read_index for e in deltas})
     if reads < 2 or spread_ms < min_spread_ms:
         got = f"all {len(deltas)} deltas arrived within {spread_ms:.3f} ms in {reads} read(s)"
-        return [finding("SSE-8", "the first delta before the last one is generated", got, ex)]
-    return []
+        out.add(finding("SSE-8", "the first delta before the last one is generated", got, ex))
+    return out

@@ -2,6 +2,7 @@
 
 - text with a 5-digit ZIP code: a knowledge retrieval, a ``lookup_store`` tool call, then the reply;
 - text mentioning "hours": a knowledge retrieval, then the reply (carrying the knowledge);
+- text asking it to "simulate an agent failure": the turn fails (an ``error`` frame when streamed);
 - anything else: just the reply.
 
 The reply is always exactly ``tokens`` deltas and contains non-ASCII text (UTF-8 is exercised).
@@ -16,6 +17,12 @@ from typing import Any
 
 ZIP_RE = re.compile(r"\b\d{5}\b")
 HOURS_RE = re.compile(r"hours", re.IGNORECASE)
+FAIL_RE = re.compile(r"simulate an agent failure", re.IGNORECASE)
+
+
+class AgentFailure(RuntimeError):
+    """The scripted agent was asked to fail this turn."""
+
 
 _FILLER = ("encore", "café", "naïve", "déjà", "vu", "—", "merci", "¡olé!", "très", "bien")
 
@@ -83,6 +90,8 @@ def _zip_chunks(zip_code: str) -> list[dict[str, Any]]:
 
 def plan_turn(content: str, tokens: int) -> TurnPlan:
     """The deterministic plan for a user message ``content`` with a reply of ``tokens`` deltas."""
+    if FAIL_RE.search(content):
+        raise AgentFailure("asked to simulate an agent failure")
     digest = _digest(content)
     match = ZIP_RE.search(content)
     if match:

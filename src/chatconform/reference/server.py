@@ -54,6 +54,9 @@ def base_url(host: str, port: int) -> str:
     return f"http://{host}:{port}{PREFIX}"
 
 
+ERROR_PROMPT = "Simulate an agent failure, please."  # the scripted agent fails such a turn
+
+
 def credentials_document(url: str, keys: KeyRing, tenants: Tenants) -> dict[str, Any]:
     c = keys.credentials
     return {
@@ -66,6 +69,7 @@ def credentials_document(url: str, keys: KeyRing, tenants: Tenants) -> dict[str,
         "publishableKey": c.publishable_key,
         "agentId": tenants.agent_a,
         "unpublishedAgentId": tenants.unpublished_a,
+        "errorPrompt": ERROR_PROMPT,
         "pid": os.getpid(),
     }
 

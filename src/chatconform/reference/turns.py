@@ -18,7 +18,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from chatconform.reference.agent import TurnPlan, plan_turn
+from chatconform.reference.agent import AgentFailure, TurnPlan, plan_turn
 from chatconform.reference.clock import delta_deadline, now_iso, sleep_until
 from chatconform.reference.settings import Settings
 from chatconform.reference.store import AsyncStore, Store
@@ -96,8 +96,11 @@ class TurnManager:
                 stored = [m for m in produced if m["role"] != "assistant"]
             await self._db.write(Store.add_messages, session_id, stored)
             queue.put_nowait(Event("done", {"messages": [user, *produced]}))
-        except Exception:
-            log.exception("turn failed in session %s", session_id)
+        except Exception as exc:
+            if isinstance(exc, AgentFailure):
+                log.info("turn failed on request in session %s", session_id)
+            else:
+                log.exception("turn failed in session %s", session_id)
             detail = "the agent failed to complete the turn"
             queue.put_nowait(
                 Event("error", {"status": 500, "code": "internal_error", "detail": detail})
