@@ -13,8 +13,6 @@ from chatconform.client import Client
 from chatconform.plugin import Expect, need
 from chatconform.target import Target
 
-pytest_plugins = ["chatconform.plugin"]
-
 
 @pytest.fixture
 def agent_id(target: Target) -> str:

@@ -80,11 +80,27 @@ def test_second_turn_stream(api: Client, expect: Expect, session: dict[str, Any]
     expect.check(session_stream(ex, sid, content))
 
 
+FLUSH_ATTEMPTS = 3  # a timing check: one burst may be the client's scheduling, three are the server
+
+
 @pytest.mark.rule("SSE-8")
 def test_frames_flushed(api: Client, expect: Expect, session: dict[str, Any]) -> None:
-    ex = api.post_message(session["id"], "Stream me a reply, token by token.", stream=True)
-    expect.check(expect_status(ex, "SSE-8", 200), fatal=True)
-    expect.check(flushed(ex))
+    """Deltas arrive spread over time. A reply that arrived in one burst is looked at again (up to
+    FLUSH_ATTEMPTS replies): a buffering server bursts every time, a busy client only now and then.
+    The finding gives the timing of every attempt."""
+    seen: list[str] = []
+    for n in range(FLUSH_ATTEMPTS):
+        ex = api.post_message(
+            session["id"], f"Stream me a reply, token by token ({n}).", stream=True
+        )
+        expect.check(expect_status(ex, "SSE-8", 200), fatal=True)
+        outcome = flushed(ex)
+        if not outcome:
+            expect.check(outcome)
+            return
+        seen.append(outcome[0].got)
+    outcome[0].got = f"in {FLUSH_ATTEMPTS} replies: " + "; ".join(seen)
+    expect.check(outcome)
 
 
 @pytest.mark.rule("SSE-1")

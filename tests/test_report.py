@@ -40,7 +40,16 @@ VARIANTS: dict[str, tuple[str, ...]] = {
 def _suite_cmd(report_dir: Path, target_file: Path, strict: bool) -> list[str]:
     suites = resource("suites")
     files = [str(suites / f"test_{f}.py") for f in FAMILIES if (suites / f"test_{f}.py").exists()]
-    cmd = [sys.executable, "-m", "pytest", *files, "-c", str(suites / "pytest.ini")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        *files,
+        "-c",
+        str(suites / "run.ini"),
+        "-p",
+        "chatconform.plugin",
+    ]
     cmd += ["--rootdir", str(suites), "-q", "--no-header", "-p", "no:cacheprovider"]
     cmd += ["--junitxml", str(report_dir / "junit.xml"), "-W", "ignore::DeprecationWarning"]
     cmd += ["--report-dir", str(report_dir), "--target-file", str(target_file)]

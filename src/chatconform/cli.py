@@ -39,7 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run the conformance suites against a target")
     _add_target_options(run)
-    run.add_argument("--strict", action="store_true", help="contract decisions (C) FAIL, not WARN")
+    run.add_argument(
+        "--strict", "--strict-contract", dest="strict", action="store_true",
+        help="contract decisions (C) FAIL, not WARN (pytest suites/: --strict-contract)",
+    )  # fmt: skip
     run.add_argument(
         "--suite", action="append", default=None, metavar="NAME",
         help=f"a suite, repeatable: {', '.join(SUITES)} (default: all)",

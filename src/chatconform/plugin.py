@@ -110,7 +110,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--stream-timeout", dest="cc_stream_timeout", type=float, default=None)
     group.addoption("--max-body-mb", dest="cc_max_body_mb", type=float, default=None)
     group.addoption("--run-timeout", dest="cc_run_timeout", type=float, default=None)
-    group.addoption("--families", dest="cc_families", default=None)
+    group.addoption(
+        "--suite", dest="cc_families", action="append", default=None, metavar="NAME",
+        help="the suites this run selected (rules of others are SKIP 'not selected'); repeatable",
+    )  # fmt: skip
     group.addoption("--fuzz-seed", dest="cc_fuzz_seed", type=int, default=None)
     group.addoption("--fuzz-max-examples", dest="cc_fuzz_max_examples", type=int, default=None)
     group.addoption("--embedded-target", dest="cc_embedded", action="store_true", default=False)
@@ -136,7 +139,7 @@ def pytest_configure(config: pytest.Config) -> None:
         strict=bool(config.getoption("cc_strict")),
         report_dir=Path(report_dir),
         limits=limits,
-        families=fams.split(",") if fams else None,
+        families=[n for f in fams for n in f.split(",") if n] if fams else None,
     )
     _STATES.append(state)
     # allure (chatconform.report.allure_results): with --alluredir, label/attach/grade each result
@@ -148,18 +151,24 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_collection_modifyitems(
     session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
 ) -> None:
-    """A marker naming a rule the registry does not know is an error at collection, not a no-op."""
+    """A marker naming a rule the registry does not know is an error at collection, not a no-op.
+    When a collected test names a rule, the run needs a target: resolve it (or start the reference)."""
+    suite_tests = False
     for item in items:
         for rid in _declared(item):
+            suite_tests = True
             try:
                 rule(rid)
             except UnknownRule as exc:
                 raise pytest.UsageError(f"{item.nodeid}: {exc}") from None
+    if suite_tests and getattr(config, "workerinput", None) is None:
+        _start_target(config)
 
 
-def pytest_sessionstart(session: pytest.Session) -> None:
-    config = session.config
+def _start_target(config: pytest.Config) -> None:
     state = config.stash[STATE]
+    if state.target is not None:
+        return
     explicit = {a: config.getoption(f"cc_{a}") for a in TARGET_FIELDS}
     try:
         state.target = resolve_target(explicit, config.getoption("cc_target_file"), state.limits)
@@ -365,7 +374,7 @@ def _error_findings(
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state = session.config.stash.get(STATE, None)
     if state is None or state.target is None or not session.items:
-        return
+        return  # no suite test ran (e.g. the self-tests): nothing to judge
     if getattr(session.config, "workerinput", None) is not None:
         return
     state.verdicts = grade_rules(

@@ -107,13 +107,14 @@ def run_suites(
     files = [f for f in files if Path(f).exists()]
     if not files:
         raise UsageError(f"no suite file for {', '.join(families)} in {suites}")
-    args = [*files, "-c", str(suites / "pytest.ini"), "--rootdir", str(suites)]
+    args = [*files, "-c", str(suites / "run.ini"), "--rootdir", str(suites)]
+    args += ["-p", "chatconform.plugin"]
     args += ["-p", "no:cacheprovider", "--junitxml", str(report_dir / "junit.xml")]
     args += ["-o", "junit_suite_name=chatconform", "--tb=short", "-W", "ignore::DeprecationWarning"]
     # the CLI has imported chatconform (and httpx) before pytest starts: nothing to rewrite there
     args += ["-W", "ignore::pytest.PytestAssertRewriteWarning"]
     args += [] if verbose else ["-q", "--no-header", "--no-summary"]
-    args += ["--report-dir", str(report_dir), "--families", ",".join(families)]
+    args += ["--report-dir", str(report_dir), "--suite", ",".join(families)]
     args += ["--timeout", str(target.limits.timeout)]
     args += ["--stream-timeout", str(target.limits.stream_timeout)]
     args += ["--run-timeout", str(target.limits.run_timeout)]
