@@ -196,3 +196,25 @@ def clause_of(rule_id: str, clause: str | None) -> str:
 
 def rules_of(families: list[str] | tuple[str, ...]) -> list[Rule]:
     return [r for r in _RULES if r.family in families]
+
+
+def markdown() -> str:
+    """docs/rules.md: the registry as a table (id, level, family, title, clauses)."""
+    lines = [
+        "# Contract rules as chatconform judges them",
+        "",
+        "Generated from `chatconform.rules` (`python -m chatconform.rules > docs/rules.md`); the rule",
+        "texts are in [specs/CONTRACT.md](../specs/CONTRACT.md). A rule with several clauses is judged",
+        "per clause: its verdict names the clauses exercised and those that were not.",
+        "",
+        "| rule | level | suite | title | clauses |",
+        "|---|---|---|---|---|",
+    ]
+    for r in _RULES:
+        clauses = "; ".join(f"`{c}`: {what}" for c, what in r.clauses if what) or "(one)"
+        lines.append(f"| {r.id} | {r.level} | {r.family} | {r.title} | {clauses} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(markdown(), end="")

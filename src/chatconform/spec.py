@@ -114,7 +114,27 @@ def load_spec() -> dict[str, Any]:
         document = yaml.safe_load(fh)
     if not isinstance(document, dict):
         raise ValueError(f"{SPEC_PATH} is not an OpenAPI document")
+    check_rule_ids(document)
     return document
+
+
+def check_rule_ids(node: Any, where: str = "#") -> None:
+    """Every `x-rules` id in the document is a registered rule (rules.UnknownRule names the place)."""
+    from chatconform.rules import UnknownRule, rule
+
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "x-rules":
+                for rid in value if isinstance(value, list) else [value]:
+                    try:
+                        rule(str(rid))
+                    except UnknownRule as exc:
+                        raise UnknownRule(f"{SPEC_PATH} at {where}: {exc}") from None
+            else:
+                check_rule_ids(value, f"{where}/{key}")
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            check_rule_ids(value, f"{where}/{i}")
 
 
 def schema_names() -> list[str]:

@@ -240,7 +240,8 @@ def error_frame(ex: Exchange, e: Event, data: Any) -> Outcome:
 def deltas_match(ex: Exchange, fs: list[tuple[Event, Any]], messages: list[Any]) -> Outcome:
     """MSG-5: a streamed reply's text equals its concatenated agent_message deltas."""
     texts: dict[str, list[str]] = {}
-    for e, data in fs:
+    end = next((i for i, (e, _) in enumerate(fs) if e.type in TERMINAL), len(fs))
+    for e, data in fs[:end]:  # a delta after the terminal frame is SSE-5's failure, not this rule's
         if is_delta(e, data) and isinstance(data, dict):
             p = data.get("payload")
             if isinstance(p, dict) and isinstance(p.get("delta"), str):
