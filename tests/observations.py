@@ -354,6 +354,11 @@ def completion_stream(
     return stream_response(reads, **kw)
 
 
+def evidence(outcome: Any) -> set[tuple[str, str]]:
+    """The (rule, clause) pairs an Outcome says it examined (at least one observation each)."""
+    return {key for key, n in outcome.examined.items() if n > 0}
+
+
 def rules(findings: Iterable[Any]) -> set[str]:
     """The rule ids of some findings."""
     return {f.rule for f in findings}

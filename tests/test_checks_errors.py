@@ -125,7 +125,10 @@ def validation(errs: Any, status: int = 400, code: str = "validation_error") -> 
 
 def test_validation_error_correct_is_fine() -> None:
     ex = validation([{"field": "content", "message": "required"}])
-    assert errors.validation_error(ex, ("content",)) == []
+    found = errors.validation_error(ex, ("content",))
+    assert found == []
+    assert dict(found.examined) == {("ERR-2", "all"): 1}
+    assert not found.unexercised
 
 
 @pytest.mark.parametrize(
@@ -159,13 +162,41 @@ def test_validation_error_wrong_status_is_err2(status: int) -> None:
     assert levels(found, "ERR-2") == {"D"}
 
 
-def test_validation_error_no_response_is_err2() -> None:
-    assert rules(errors.validation_error(no_response(), ("content",))) == {"ERR-2"}
+def test_validation_error_no_response_is_err2_without_evidence() -> None:
+    found = errors.validation_error(no_response(), ("content",))
+    assert rules(found) == {"ERR-2"}
+    assert not found.examined
 
 
-def test_validation_error_body_not_json_is_err2() -> None:
-    ex = exchange(400, b"Bad Request", content_type="text/plain")
-    assert rules(errors.validation_error(ex, ("content",))) == {"ERR-2"}
+@pytest.mark.parametrize(
+    "ex",
+    [
+        exchange(400, b"Bad Request", content_type="text/plain", method="POST"),
+        json_response(
+            400,
+            problem_body(400, "validation_error", errors=[{"field": "content", "message": "m"}]),
+            method="POST",
+        ),  # application/json: the right members under the wrong media type
+        exchange(400, b"[]", content_type="application/problem+json", method="POST"),
+    ],
+    ids=["text-plain", "json-content-type", "array"],
+)
+def test_validation_error_400_that_breaks_err1_is_not_judged(ex: Exchange) -> None:
+    # the status was right; the body is ERR-1's failure, reported once by every_response
+    assert rules(errors.every_response(ex)) == {"ERR-1"}
+    found = errors.validation_error(ex, ("content",))
+    assert found == []
+    assert not found.examined
+    assert found.unexercised == {
+        ("ERR-2", "all"): f"not judged: see ERR-1 on POST {ex.url} (no problem object to read)"
+    }
+
+
+def test_validation_error_wrong_status_is_judged_whatever_the_body() -> None:
+    ex = exchange(200, b"ok", content_type="text/plain", method="POST")
+    found = errors.validation_error(ex, ("content",))
+    assert rules(found) == {"ERR-2"}
+    assert dict(found.examined) == {("ERR-2", "all"): 1}
 
 
 def test_validation_error_wrong_code_is_err2() -> None:
@@ -349,9 +380,14 @@ def test_openai_error_only_applies_to_errors(ex: Exchange) -> None:
     assert errors.openai_error(ex) == []
 
 
-# -- every_response / rules_applied ----------------------------------------------------------
+# -- every_response: what it examined ------------------------------------------------------
 
 OAI_ERR = {"message": "m", "type": "invalid_request_error", "code": "model_not_found"}
+
+
+def examined(out: Any) -> dict[str, int]:
+    """The evidence of an outcome per rule (each of these rules has one clause)."""
+    return {rule: n for (rule, _), n in out.examined.items()}
 
 
 @pytest.mark.parametrize(
@@ -377,6 +413,8 @@ OAI_ERR = {"message": "m", "type": "invalid_request_error", "code": "model_not_f
             ),
             ["ERR-4", "ERR-1", "OAI-7"],
         ),
+        (exchange(204, method="POST", path="/chat/sessions/ses_1/end"), ["ERR-4"]),
+        (exchange(302), ["ERR-4"]),
     ],
     ids=[
         "create-201",
@@ -388,35 +426,86 @@ OAI_ERR = {"message": "m", "type": "invalid_request_error", "code": "model_not_f
         "completion-stream",
         "completion-400",
         "completion-503-query",
+        "204",
+        "302",
     ],
 )
-def test_every_response_correct_and_rules_applied(ex: Exchange, applied: list[str]) -> None:
+def test_every_response_correct_and_what_it_examined(ex: Exchange, applied: list[str]) -> None:
     found = errors.every_response(ex)
     if ex.status is not None and ex.status >= 500:
         assert rules(found) == {"ERR-4"}
     else:
         assert found == []
-    assert errors.rules_applied(ex) == applied
+    assert examined(found) == dict.fromkeys(applied, 1)
+    assert not found.unexercised
 
 
-def test_rules_applied_no_response() -> None:
-    assert errors.rules_applied(no_response()) == []
-    assert errors.every_response(no_response()) == []
+def test_every_response_429_is_the_evidence_of_err3s_clause() -> None:
+    ok = errors.every_response(problem_response(429, "rate_limited", headers={"Retry-After": "1"}))
+    assert ok.examined[("ERR-3", "429")] == 1
+    bad = errors.every_response(problem_response(429, "rate_limited"))
+    assert bad.examined[("ERR-3", "429")] == 1
+    assert [f.clause_id for f in bad if f.rule == "ERR-3"] == ["429"]
+    for status in (200, 400, 503):  # no 429 seen: ERR-3 has no evidence at all
+        assert not any(r == "ERR-3" for r, _ in errors.every_response(exchange(status)).examined)
+
+
+def test_every_response_no_response_examines_nothing() -> None:
+    found = errors.every_response(no_response())
+    assert found == []
+    assert not found.examined
+    assert not found.unexercised
+
+
+def test_every_response_204_is_not_env1() -> None:
+    # a 204 has no body to envelope: ENV-1 is neither checked nor counted as exercised
+    ex = exchange(204, method="POST", path="/chat/sessions/ses_1/end")
+    found = errors.every_response(ex)
+    assert found == []
+    assert ("ENV-1", "all") not in found.examined
 
 
 def test_every_response_session_2xx_not_enveloped_is_env1() -> None:
-    assert rules(errors.every_response(json_response(200, session()))) == {"ENV-1"}
+    found = errors.every_response(json_response(200, session()))
+    assert rules(found) == {"ENV-1"}
+    assert examined(found) == {"ERR-4": 1, "ENV-1": 1}
 
 
 def test_every_response_streamed_request_answered_with_json_is_not_env1() -> None:
     # its shape is SSE-1's business: ENV-1 is neither checked nor counted as exercised
     ex = json_response(200, {"messages": []}, method="POST", path=MESSAGES_PATH)
     ex.request_body = b'{"content": "Hello", "stream": true}'
-    assert errors.every_response(ex) == []
-    assert errors.rules_applied(ex) == ["ERR-4"]
+    found = errors.every_response(ex)
+    assert found == []
+    assert examined(found) == {"ERR-4": 1}
     ex.request_body = b'{"content": "Hello", "stream": false}'
-    assert rules(errors.every_response(ex)) == {"ENV-1"}
-    assert errors.rules_applied(ex) == ["ERR-4", "ENV-1"]
+    found = errors.every_response(ex)
+    assert rules(found) == {"ENV-1"}
+    assert examined(found) == {"ERR-4": 1, "ENV-1": 1}
+
+
+def test_every_response_completion_error_not_a_problem_is_err1_and_oai7_not_judged() -> None:
+    # one defect (no problem+json, no OpenAI member) fails ERR-1 once, not OAI-7 again
+    ex = exchange(500, b"oops", content_type="text/plain", method="POST", path=COMPLETIONS_PATH)
+    found = errors.every_response(ex)
+    assert rules(found) == {"ERR-4", "ERR-1"}
+    assert examined(found) == {"ERR-4": 1, "ERR-1": 1}
+    assert found.unexercised == {("OAI-7", "all"): "not judged: see ERR-1 on this response"}
+
+
+def test_every_response_completion_error_with_openai_member_but_plain_json_judges_oai7() -> None:
+    # ERR-1 fails (application/json), but the OpenAI member is there and readable: OAI-7 holds
+    ex = json_response(400, {"error": OAI_ERR}, method="POST", path=COMPLETIONS_PATH)
+    found = errors.every_response(ex)
+    assert rules(found) == {"ERR-1"}
+    assert examined(found) == {"ERR-4": 1, "ERR-1": 1, "OAI-7": 1}
+    assert not found.unexercised
+
+
+def test_every_response_completion_problem_without_openai_member_is_oai7() -> None:
+    found = errors.every_response(oai_problem())
+    assert rules(found) == {"OAI-7"}
+    assert examined(found) == {"ERR-4": 1, "ERR-1": 1, "OAI-7": 1}
 
 
 @pytest.mark.parametrize(
@@ -460,10 +549,6 @@ def test_every_response_429_without_retry_after_is_err3() -> None:
     assert rules(errors.every_response(problem_response(429, "rate_limited"))) == {"ERR-3"}
 
 
-def test_every_response_completion_error_without_openai_member_is_oai7() -> None:
-    assert rules(errors.every_response(oai_problem())) == {"OAI-7"}
-
-
 def test_every_response_session_error_is_not_held_to_oai7() -> None:
     assert errors.every_response(problem_response(404)) == []
 
@@ -479,4 +564,6 @@ def test_is_session_api_and_is_completions() -> None:
 @pytest.mark.parametrize("content_type", ["text/plain", None])
 def test_env1_claimed_exercised_only_when_checked(content_type: str | None) -> None:
     ex = exchange(200, b'{"id": "ses_1"}', content_type=content_type)
-    assert "ENV-1" not in errors.rules_applied(ex) or "ENV-1" in rules(errors.every_response(ex))
+    found = errors.every_response(ex)
+    assert rules(found) == {"ENV-1"}
+    assert examined(found) == {"ERR-4": 1, "ENV-1": 1}

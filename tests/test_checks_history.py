@@ -15,6 +15,7 @@ from observations import (
     SESSION_ID,
     USER_TEXT,
     enveloped,
+    evidence,
     exchange,
     json_response,
     levels,
@@ -51,8 +52,11 @@ def transcript(turns: int = 2) -> list[dict[str, Any]]:
 
 
 def test_message_shapes_correct_is_fine() -> None:
-    assert history.message_shapes(turn_messages(), SESSION_ID, None) == []
+    found = history.message_shapes(turn_messages(), SESSION_ID, None)
+    assert found == []
+    assert dict(found.examined) == {("MSG-3", "all"): 2}  # one observation per message
     assert history.message_shapes(tool_turn(), SESSION_ID, None) == []
+    assert not history.message_shapes([], SESSION_ID, None).examined
 
 
 def test_message_shapes_with_knowledge_and_extra_fields_is_fine() -> None:
@@ -116,6 +120,8 @@ def test_message_shapes_reports_at_most_five() -> None:
 def test_turn_correct_returns_its_messages() -> None:
     msgs = turn_messages()
     assert history.turn(turn_reply(msgs), USER_TEXT, SESSION_ID) == ([], msgs)
+    found, _ = history.turn(turn_reply(msgs), USER_TEXT, SESSION_ID)
+    assert evidence(found) == {("MSG-2", "all"), ("MSG-3", "all")}
 
 
 def test_turn_with_tool_call_is_fine() -> None:
@@ -138,6 +144,7 @@ def test_turn_not_200_is_msg2_d(ex: Exchange) -> None:
     assert rules(found) == {"MSG-2"}
     assert levels(found, "MSG-2") == {"D"}
     assert msgs == []
+    assert evidence(found) == (set() if ex.status is None else {("MSG-2", "all")})
 
 
 @pytest.mark.parametrize(
@@ -147,16 +154,32 @@ def test_turn_not_200_is_msg2_d(ex: Exchange) -> None:
         turn_reply(None),
         turn_reply("Hi"),
         enveloped(turn_messages(), method="POST", path=MESSAGES_PATH),
-        json_response(200, {"messages": turn_messages()}, method="POST", path=MESSAGES_PATH),
-        exchange(200, b"not json", content_type="application/json"),
     ],
-    ids=["empty", "null", "string", "data-is-array", "not-enveloped", "not-json"],
+    ids=["empty", "null", "string", "data-is-array"],
 )
 def test_turn_without_data_messages_is_msg2_c(ex: Exchange) -> None:
     found, msgs = history.turn(ex, USER_TEXT, SESSION_ID)
     assert rules(found) == {"MSG-2"}
     assert levels(found, "MSG-2") == {"C"}
     assert msgs == []
+    assert evidence(found) == {("MSG-2", "all")}
+
+
+@pytest.mark.parametrize(
+    "ex",
+    [
+        json_response(200, {"messages": turn_messages()}, method="POST", path=MESSAGES_PATH),
+        exchange(200, b"not json", content_type="application/json"),
+    ],
+    ids=["not-enveloped", "not-json"],
+)
+def test_turn_without_the_envelope_is_not_judged(ex: Exchange) -> None:
+    # ENV-1 (every_response) fails this response once; MSG-2 has no data to read
+    found, msgs = history.turn(ex, USER_TEXT, SESSION_ID)
+    assert found == []
+    assert msgs == []
+    assert evidence(found) == set()
+    assert found.unexercised == {("MSG-2", "all"): "not judged: see ENV-1"}
 
 
 def test_turn_user_content_differs_is_msg2() -> None:
@@ -220,6 +243,14 @@ def test_page_correct_last_page() -> None:
     assert history.page(page_reply(msgs), None) == ([], msgs, None)
 
 
+def test_page_evidence() -> None:
+    found, _, _ = history.page(page_reply(transcript()), None)
+    assert evidence(found) == {("MSG-4", "all")}
+    found, _, _ = history.page(no_response(), None)
+    assert rules(found) == {"MSG-4"}
+    assert evidence(found) == set()
+
+
 def test_page_correct_with_cursor_and_limit() -> None:
     msgs = transcript()[:2]
     assert history.page(page_reply(msgs, "c2", 2), 2) == ([], msgs, "c2")
@@ -245,15 +276,22 @@ def test_page_not_200_is_msg4_d(status: int) -> None:
     [
         enveloped({"messages": transcript()}, path=MESSAGES_PATH),
         enveloped(None, path=MESSAGES_PATH),
-        json_response(200, transcript(), path=MESSAGES_PATH),
     ],
-    ids=["data-object", "data-null", "bare-array"],
+    ids=["data-object", "data-null"],
 )
 def test_page_data_not_an_array_is_msg4_c(ex: Exchange) -> None:
     found, msgs, _ = history.page(ex, None)
     assert rules(found) == {"MSG-4"}
     assert levels(found, "MSG-4") == {"C"}
     assert msgs == []
+
+
+def test_page_without_the_envelope_is_not_judged() -> None:
+    found, msgs, cursor = history.page(json_response(200, transcript(), path=MESSAGES_PATH), None)
+    assert found == []
+    assert (msgs, cursor) == ([], None)
+    assert evidence(found) == set()
+    assert found.unexercised == {("MSG-4", "all"): "not judged: see ENV-1"}
 
 
 @pytest.mark.parametrize(
@@ -301,6 +339,7 @@ def test_page_more_items_than_limit_is_msg4_c() -> None:
 def test_ordered_once_correct_is_fine() -> None:
     assert history.ordered_once(transcript(3), None) == []
     assert history.ordered_once([], None) == []
+    assert evidence(history.ordered_once(transcript(3), None)) == {("MSG-4", "all")}
 
 
 def test_ordered_once_equal_timestamps_are_fine() -> None:
@@ -373,7 +412,9 @@ def test_same_transcript_equal_is_fine() -> None:
     got = copy.deepcopy(msgs)
     got[0]["extra"] = "ignored"
     got[1]["createdAt"] = "2025-01-01T00:00:30Z"  # only id, role, content, order compared
-    assert history.same_transcript(got, msgs, None) == []
+    found = history.same_transcript(got, msgs, None)
+    assert found == []
+    assert evidence(found) == {("MSG-5", "all")}
 
 
 @pytest.mark.parametrize(
@@ -411,7 +452,10 @@ def test_same_transcript_reordered_is_msg5() -> None:
 @pytest.mark.parametrize("rule", ["MSG-6", "MSG-7"])
 @pytest.mark.parametrize("allow", [True, False])
 def test_well_formed_correct_is_fine(rule: str, allow: bool) -> None:
-    assert history.well_formed(transcript(3), rule, None, allow) == []
+    found = history.well_formed(transcript(3), rule, None, allow)
+    assert found == []
+    clause = "dropped-mid-stream" if rule == "MSG-7" else "all"
+    assert dict(found.examined) == {(rule, clause): 1}
     assert history.well_formed(tool_turn() + transcript(1), rule, None, allow) == []
     assert history.well_formed([], rule, None, allow) == []
 

@@ -13,6 +13,7 @@ from observations import (
     AGENT_ID,
     SESSION_ID,
     enveloped,
+    evidence,
     exchange,
     json_response,
     levels,
@@ -33,7 +34,9 @@ def create_reply(data: Any, status: int = 201) -> Exchange:
 
 
 def test_session_shape_correct_is_fine() -> None:
-    assert sessions.session_shape(session(), None) == []
+    found = sessions.session_shape(session(), None)
+    assert found == []
+    assert evidence(found) == {("SES-4", "all")}
     assert sessions.session_shape(session(status="ended", endedAt=ENDED_AT, extra=1), None) == []
 
 
@@ -75,12 +78,25 @@ def test_session_shape_not_an_object_is_ses4() -> None:
 
 
 def test_created_correct_is_fine() -> None:
-    assert sessions.created(create_reply(session()), AGENT_ID) == []
+    found = sessions.created(create_reply(session()), AGENT_ID)
+    assert found == []
+    # a plain create examines SES-2's default (draftMode false), never its draft clause
+    assert evidence(found) == {("SES-1", "all"), ("SES-4", "all"), ("SES-2", "defaults-false")}
+    assert not found.unexercised
 
 
 def test_created_draft_is_fine() -> None:
     ex = create_reply(session(draftMode=True))
-    assert sessions.created(ex, AGENT_ID, draft_mode=True, rule="SES-2") == []
+    found = sessions.created(ex, AGENT_ID, draft_mode=True, rule="SES-2")
+    assert found == []
+    assert evidence(found) == {("SES-2", "draft"), ("SES-4", "all")}
+
+
+def test_created_draft_findings_name_the_draft_clause() -> None:
+    ex = create_reply(session(agentId="agt_other"))
+    found = sessions.created(ex, AGENT_ID, draft_mode=True, rule="SES-2")
+    assert {(f.rule, f.clause) for f in found} == {("SES-2", "draft")}
+    assert len(found) == 2  # the agentId and the draftMode
 
 
 def test_created_200_instead_of_201_is_ses1_c() -> None:
@@ -104,6 +120,8 @@ def test_created_non_2xx_is_ses1_d(ex: Exchange) -> None:
     found = sessions.created(ex, AGENT_ID)
     assert rules(found) == {"SES-1"}
     assert levels(found, "SES-1") == {"D"}
+    # no session came back: SES-2's draftMode and SES-4's shape were not examined
+    assert evidence(found) == (set() if ex.status is None else {("SES-1", "all")})
 
 
 def test_created_draft_non_2xx_is_reported_under_ses2_d() -> None:
@@ -111,6 +129,8 @@ def test_created_draft_non_2xx_is_reported_under_ses2_d() -> None:
     found = sessions.created(ex, AGENT_ID, draft_mode=True, rule="SES-2")
     assert rules(found) == {"SES-2"}
     assert levels(found, "SES-2") == {"D"}
+    assert [f.clause for f in found] == ["draft"]
+    assert evidence(found) == {("SES-2", "draft")}
 
 
 def test_created_wrong_agent_is_d() -> None:
@@ -126,13 +146,8 @@ def test_created_wrong_agent_is_d() -> None:
 
 @pytest.mark.parametrize(
     "ex",
-    [
-        create_reply(None),
-        create_reply([session()]),
-        json_response(201, session(), method="POST", path="/chat/sessions"),
-        exchange(201, b"created", content_type="text/plain", method="POST", path="/chat/sessions"),
-    ],
-    ids=["data-null", "data-array", "not-enveloped", "not-json"],
+    [create_reply(None), create_reply([session()])],
+    ids=["data-null", "data-array"],
 )
 def test_created_data_not_a_session_is_ses1_c(ex: Exchange) -> None:
     found = sessions.created(ex, AGENT_ID)
@@ -140,10 +155,38 @@ def test_created_data_not_a_session_is_ses1_c(ex: Exchange) -> None:
     assert levels(found, "SES-1") == {"C"}
 
 
+@pytest.mark.parametrize(
+    "ex",
+    [
+        json_response(201, session(), method="POST", path="/chat/sessions"),
+        exchange(201, b"created", content_type="text/plain", method="POST", path="/chat/sessions"),
+    ],
+    ids=["not-enveloped", "not-json"],
+)
+@pytest.mark.parametrize("draft", [False, True])
+def test_created_without_the_envelope_is_not_judged(ex: Exchange, draft: bool) -> None:
+    # ENV-1 (every_response) fails this response once; SES-1/SES-2 cannot read a session from it
+    rule, clause = ("SES-2", "draft") if draft else ("SES-1", "all")
+    found = sessions.created(ex, AGENT_ID, draft_mode=draft, rule=rule)
+    assert found == []
+    assert evidence(found) == set()  # the status alone is no evidence of a created session
+    assert found.unexercised == {(rule, clause): "not judged: see ENV-1 on this response"}
+
+
+def test_created_200_without_the_envelope_keeps_the_status_finding() -> None:
+    ex = json_response(200, session(), method="POST", path="/chat/sessions")
+    found = sessions.created(ex, AGENT_ID)
+    assert rules(found) == {"SES-1"}
+    assert levels(found, "SES-1") == {"C"}
+    assert "201" in found[0].expected
+    assert found.unexercised == {("SES-1", "all"): "not judged: see ENV-1 on this response"}
+
+
 def test_created_draft_mode_defaults_to_false_else_ses2_c() -> None:
     found = sessions.created(create_reply(session(draftMode=True)), AGENT_ID)
     assert rules(found) == {"SES-2"}
     assert levels(found, "SES-2") == {"C"}
+    assert [f.clause for f in found] == ["defaults-false"]
 
 
 def test_created_draft_mode_not_applied_is_ses2_c() -> None:
@@ -181,7 +224,11 @@ def test_created_bad_shape_is_ses4() -> None:
 
 
 def test_same_session_correct_is_fine() -> None:
-    assert sessions.same_session(enveloped(session()), session()) == []
+    found = sessions.same_session(enveloped(session()), session())
+    assert found == []
+    assert evidence(found) == {("SES-4", "all")}
+    found = sessions.same_session(enveloped(session()), session(), rule="SES-5")
+    assert evidence(found) == {("SES-4", "all"), ("SES-5", "all")}
 
 
 def test_same_session_ended_is_still_the_same() -> None:
@@ -212,8 +259,17 @@ def test_same_session_different_is_a_finding(key: str, value: Any) -> None:
 
 
 def test_same_session_data_missing_is_ses4() -> None:
-    assert rules(sessions.same_session(enveloped(None), session())) == {"SES-4"}
-    assert rules(sessions.same_session(json_response(200, {"ok": 1}), session())) == {"SES-4"}
+    found = sessions.same_session(enveloped(None), session())
+    assert rules(found) == {"SES-4"}
+    assert evidence(found) == {("SES-4", "all")}
+
+
+@pytest.mark.parametrize("rule", ["SES-4", "SES-5"])
+def test_same_session_without_the_envelope_is_not_judged(rule: str) -> None:
+    found = sessions.same_session(json_response(200, {"ok": 1}), session(), rule=rule)
+    assert found == []
+    assert evidence(found) == set()
+    assert found.unexercised == {(rule, "all"): "not judged: see ENV-1 on this response"}
 
 
 def test_same_session_bad_shape_is_ses4() -> None:
@@ -229,7 +285,23 @@ def end_reply(data: Any, status: int = 200) -> Exchange:
 
 def test_ended_correct_is_fine() -> None:
     ex = end_reply(session(status="ended", endedAt=ENDED_AT))
-    assert sessions.ended(ex, SESSION_ID) == []
+    found = sessions.ended(ex, SESSION_ID)
+    assert found == []
+    assert evidence(found) == {("SES-5", "all"), ("SES-4", "all")}
+
+
+def test_ended_without_the_envelope_is_not_judged() -> None:
+    ex = json_response(200, session(status="ended", endedAt=ENDED_AT), method="POST")
+    found = sessions.ended(ex, SESSION_ID)
+    assert found == []
+    assert evidence(found) == set()
+    assert found.unexercised == {("SES-5", "all"): "not judged: see ENV-1 on this response"}
+
+
+def test_ended_no_response_is_ses5_without_evidence() -> None:
+    found = sessions.ended(no_response(), SESSION_ID)
+    assert rules(found) == {"SES-5"}
+    assert evidence(found) == set()
 
 
 def test_ended_again_with_the_same_ended_at_is_fine() -> None:

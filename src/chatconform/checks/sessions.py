@@ -33,7 +33,7 @@ def created(ex: Exchange, agent_id: str, draft_mode: bool = False, rule: str = "
         out.add(finding("SES-1", "HTTP 201 Created", f"HTTP {ex.status}", ex, "C")).saw("SES-1")
     basic = basic_failure(ex)
     if basic is not None:
-        return out.not_exercised(rule, clause, f"not judged: see {basic} on this response")
+        return Outcome(out).not_exercised(rule, clause, f"not judged: see {basic} on this response")
     data = data_of(ex)
     if not isinstance(data, dict):
         return out.add(finding("SES-1", "data to be a Session", short(ex.json()), ex, "C"))
