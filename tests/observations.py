@@ -9,8 +9,12 @@ chunks) return plain dicts that are correct by default, so a test breaks exactly
 
 from __future__ import annotations
 
+import importlib.util
 import json
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from chatconform.record import Exchange, StreamRecord
@@ -367,3 +371,37 @@ def rules(findings: Iterable[Any]) -> set[str]:
 def levels(findings: Iterable[Any], rule: str) -> set[str]:
     """The effective levels of the findings of one rule."""
     return {f.effective_level() for f in findings if f.rule == rule}
+
+
+# -- suites over recorded observations -------------------------------------------------------
+
+SUITES = Path(__file__).resolve().parents[1] / "suites"
+
+
+def suite_module(name: str) -> ModuleType:
+    """suites/test_<name>.py, imported under another name (its test functions are called directly)."""
+    spec = importlib.util.spec_from_file_location(f"suite_{name}", SUITES / f"test_{name}.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class RecordedApi:
+    """Stands in for the Client: each method hands back its recorded exchanges, in order, and
+    remembers how it was called. A method with nothing recorded does not exist."""
+
+    def __init__(self, **replies: list[Any]) -> None:
+        self.replies = {k: list(v) for k, v in replies.items()}
+        self.calls: dict[str, list[tuple[tuple[Any, ...], dict[str, Any]]]] = defaultdict(list)
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in self.replies:
+            raise AttributeError(name)
+
+        def call(*args: Any, **kw: Any) -> Any:
+            self.calls[name].append((args, kw))
+            return self.replies[name].pop(0)
+
+        return call

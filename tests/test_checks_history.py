@@ -8,12 +8,18 @@ from typing import Any
 import pytest
 
 from chatconform.checks import history
+from chatconform.plugin import Expect
 from chatconform.record import Exchange
+from chatconform.verdicts import RuleVerdict, grade_rules
 
 from observations import (
     MESSAGES_PATH,
     SESSION_ID,
     USER_TEXT,
+    RecordedApi,
+    audit_event,
+    delta,
+    encode,
     enveloped,
     evidence,
     exchange,
@@ -23,6 +29,9 @@ from observations import (
     no_response,
     problem_response,
     rules,
+    session_stream,
+    stream_response,
+    suite_module,
     tool_turn,
     turn_messages,
 )
@@ -502,3 +511,96 @@ def test_well_formed_partial_reply_is_a_finding(allow: bool) -> None:
     assert rules(history.well_formed(msgs, "MSG-7", None, allow)) == {"MSG-7"}
     msgs = tool_turn()[:2]  # user, assistant(toolCalls) only
     assert rules(history.well_formed(msgs, "MSG-7", None, allow)) == {"MSG-7"}
+
+
+# -- MSG-7's evidence: only a stream really dropped before its terminal frame ---------------
+# The decision lives in the suite (suites/test_history.py, test_drop_mid_stream); it is run here
+# on recorded observations through a stand-in for the Client, and its outcome graded.
+
+STORY = "Please tell me a long story."
+FOLLOW = "Are you still there?"
+
+
+def two_deltas(ended_by: str) -> Exchange:
+    """A stream of two agent_message frames and no terminal frame, ended as `ended_by`."""
+    frames = [
+        (t, audit_event(i + 1, t, delta(d)))
+        for i, (t, d) in enumerate([("agent_message", "Once"), ("agent_message", " upon")])
+    ]
+    return stream_response(encode(frames), ended_by=ended_by)
+
+
+def after_drop(story_copies: int = 1) -> tuple[list[Exchange], list[Exchange]]:
+    """The follow-up post and the history after the drop (the dropped turn has no reply)."""
+    follow = [
+        message("user", FOLLOW, "msg_f1", created_at="2025-01-01T00:00:05Z"),
+        message("assistant", "Yes.", "msg_f2", created_at="2025-01-01T00:00:06Z"),
+    ]
+    stories = [
+        message("user", STORY, f"msg_s{i}", created_at="2025-01-01T00:00:01Z")
+        for i in range(story_copies)
+    ]
+    return [turn_reply(follow)], [page_reply(stories + follow)]
+
+
+def drop_mid_stream(api: RecordedApi) -> tuple[Expect, RuleVerdict]:
+    expect = Expect()
+    suite_module("history").test_drop_mid_stream(api, expect, {"id": SESSION_ID})
+    out = expect.outcome
+    vs = grade_rules(out, out.examined, {}, True, unexercised=out.unexercised)
+    return expect, next(v for v in vs if v.id == "MSG-7")
+
+
+def test_msg7_a_stream_dropped_mid_way_is_evidence() -> None:
+    plain, pages = after_drop()
+    api = RecordedApi(post_message=[two_deltas("client-drop"), *plain], list_messages=pages)
+    expect, v = drop_mid_stream(api)
+    assert expect.outcome == []
+    assert api.calls["post_message"][0] == (
+        (SESSION_ID, STORY),
+        {"stream": True, "stop_after_events": 2},
+    )
+    assert len(api.calls["list_messages"]) == 1
+    assert expect.outcome.examined[("MSG-7", "dropped-mid-stream")] == 2  # follow-up, history
+    assert (v.verdict, v.reason) == ("PASS", "")
+
+
+def test_msg7_a_dropped_turn_kept_twice_fails() -> None:
+    plain, pages = after_drop(story_copies=2)
+    api = RecordedApi(post_message=[two_deltas("client-drop"), *plain], list_messages=pages)
+    _, v = drop_mid_stream(api)
+    assert v.verdict == "FAIL"
+    assert "the dropped turn's user message kept once" in v.reason
+
+
+@pytest.mark.parametrize(
+    ("streamed", "why"),
+    [
+        (
+            session_stream(ended_by="client-drop"),
+            "the stream was not dropped mid-way (ended by client-drop after 4 events: "
+            "agent_message, agent_message, done)",
+        ),
+        (
+            two_deltas("eof"),
+            "the stream was not dropped mid-way (ended by eof after 2 events: "
+            "agent_message, agent_message)",
+        ),
+        (
+            session_stream(),
+            "the stream was not dropped mid-way (ended by eof after 4 events: "
+            "agent_message, agent_message, done)",
+        ),
+    ],
+    ids=["whole-reply-before-the-drop", "server-closed-first", "never-dropped"],
+)
+def test_msg7_without_a_real_drop_is_not_exercised(streamed: Exchange, why: str) -> None:
+    # the whole reply in one read, or a server that closed first: nothing was dropped mid-stream
+    api = RecordedApi(post_message=[streamed], list_messages=[])
+    expect, v = drop_mid_stream(api)
+    assert expect.outcome == []
+    assert not any(r == "MSG-7" for r, _ in expect.outcome.examined)
+    assert expect.outcome.unexercised == {("MSG-7", "dropped-mid-stream"): why}
+    assert (v.verdict, v.reason) == ("SKIP", why)
+    assert len(api.calls["post_message"]) == 1  # no follow-up, no history read: nothing to judge
+    assert not api.calls["list_messages"]

@@ -81,7 +81,12 @@ def test_created_correct_is_fine() -> None:
     found = sessions.created(create_reply(session()), AGENT_ID)
     assert found == []
     # a plain create examines SES-2's default (draftMode false), never its draft clause
-    assert evidence(found) == {("SES-1", "all"), ("SES-4", "all"), ("SES-2", "defaults-false")}
+    # one response: one observation of each
+    assert dict(found.examined) == {
+        ("SES-1", "all"): 1,
+        ("SES-4", "all"): 1,
+        ("SES-2", "defaults-false"): 1,
+    }
     assert not found.unexercised
 
 
@@ -89,7 +94,7 @@ def test_created_draft_is_fine() -> None:
     ex = create_reply(session(draftMode=True))
     found = sessions.created(ex, AGENT_ID, draft_mode=True, rule="SES-2")
     assert found == []
-    assert evidence(found) == {("SES-2", "draft"), ("SES-4", "all")}
+    assert dict(found.examined) == {("SES-2", "draft"): 1, ("SES-4", "all"): 1}
 
 
 def test_created_draft_findings_name_the_draft_clause() -> None:

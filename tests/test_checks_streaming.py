@@ -10,7 +10,7 @@ import pytest
 
 from chatconform.checks import streaming
 from chatconform.record import Exchange
-from chatconform.verdicts import Finding
+from chatconform.verdicts import Outcome, grade_rules
 
 from observations import (
     ASSISTANT_ID,
@@ -21,6 +21,7 @@ from observations import (
     audit_event,
     delta,
     encode,
+    evidence,
     exchange,
     json_response,
     levels,
@@ -34,7 +35,7 @@ from observations import (
 )
 
 
-def check(ex: Exchange) -> list[Finding]:
+def check(ex: Exchange) -> Outcome:
     return streaming.session_stream(ex, SESSION_ID, USER_TEXT)
 
 
@@ -70,15 +71,29 @@ def test_is_stream_accepts_200_event_stream_with_parameters() -> None:
         session_stream(status=201),
         json_response(409, problem_body(409, "session_busy"), method="POST"),
         exchange(200, b"", content_type="text/event-stream", method="POST"),  # no stream record
-        exchange(None, error="connect timeout"),
     ],
-    ids=["json", "text-plain", "status-201", "problem-409", "no-stream-record", "no-response"],
+    ids=["json", "text-plain", "status-201", "problem-409", "no-stream-record"],
 )
 def test_session_stream_not_a_stream_is_sse1_only(ex: Exchange) -> None:
     found = check(ex)
     assert rules(found) == {"SSE-1"}
     assert levels(found, "SSE-1") == {"D"}
     assert rules(streaming.is_stream(ex)) == {"SSE-1"}
+    # nothing of the stream's protocol was examined: SSE-2..7 earn no evidence here
+    assert dict(found.examined) == {("SSE-1", "all"): 1}
+
+
+def test_session_stream_without_any_response_is_sse5() -> None:
+    # a transport failure: no stream to judge for SSE-1, but the reply never terminated
+    ex = exchange(None, error="connect timeout", method="POST")
+    found = check(ex)
+    assert rules(found) == {"SSE-5"}
+    assert levels(found, "SSE-5") == {"D"}
+    assert "connect timeout" in found[0].got
+    assert dict(found.examined) == {("SSE-5", "all"): 1}
+    is_stream = streaming.is_stream(ex)
+    assert is_stream == []
+    assert not is_stream.examined
 
 
 # -- a correct stream and its legitimate variations ------------------------------------------
@@ -86,6 +101,26 @@ def test_session_stream_not_a_stream_is_sse1_only(ex: Exchange) -> None:
 
 def test_correct_stream_has_no_findings() -> None:
     assert check(session_stream()) == []
+
+
+def test_correct_stream_evidence() -> None:
+    # three deltas and done: what each rule examined, per clause
+    found = check(session_stream())
+    assert evidence(found) == {
+        ("SSE-1", "all"),
+        ("SSE-2", "all"),
+        ("SSE-3", "all"),
+        ("SSE-4", "delta"),
+        ("SSE-5", "all"),
+        ("SSE-6", "done"),
+        ("SSE-7", "all"),
+        ("MSG-5", "all"),
+    }
+    assert found.examined[("SSE-3", "all")] == 3  # the three non-terminal frames, once each
+    assert found.examined[("SSE-4", "delta")] == 3
+    assert found.examined[("SSE-7", "all")] == 4  # the done frame is numbered too
+    assert found.examined[("SSE-6", "done")] == 1
+    assert not found.unexercised
 
 
 def test_correct_stream_with_tool_call_kb_retrieval_and_unknown_types() -> None:
@@ -194,21 +229,38 @@ def test_invalid_utf8_in_a_delta_is_sse2_and_msg5() -> None:
     assert {"SSE-2", "MSG-5"} <= rules(found)
 
 
-def test_last_frame_without_blank_line_is_sse2_c_and_sse5() -> None:
+SSE5_AFTER_SSE2 = "not judged: see SSE-2 on this response (the final frame was not terminated)"
+
+
+@pytest.mark.parametrize("cut", ["one-lf", "mid-line"])
+def test_terminal_frame_without_blank_line_is_sse2_c_and_sse5_not_judged(cut: str) -> None:
+    # one defect (the done frame is never dispatched) fails SSE-2 once, not SSE-5 (or SSE-6) again
     reads = encode(session_frames())
-    reads[-1] = reads[-1].rstrip(b"\n") + b"\n"  # the done frame ends with one LF only
-    found = check(stream_response(reads))
-    assert rules(found) == {"SSE-2", "SSE-5"}
+    if cut == "one-lf":
+        reads[-1] = reads[-1].rstrip(b"\n") + b"\n"  # the done frame ends with one LF only
+    else:
+        reads[-1] = reads[-1][:-10]
+    ex = stream_response(reads)
+    assert streaming.pending_terminal(ex)
+    found = check(ex)
+    assert rules(found) == {"SSE-2"}
     assert levels(found, "SSE-2") == {"C"}
+    assert ("SSE-5", "all") not in found.examined
+    assert found.unexercised == {("SSE-5", "all"): SSE5_AFTER_SSE2}
+    assert not any(rule == "SSE-6" for rule, _ in found.examined)
+
+
+def test_non_terminal_frame_without_blank_line_is_still_sse5() -> None:
+    # the stream stopped inside a delta: no terminal frame was even begun, SSE-5 is judged
+    reads = encode(session_frames()[:-1])
+    reads[-1] = reads[-1].rstrip(b"\n")
+    ex = stream_response(reads)
+    assert not streaming.pending_terminal(ex)
+    found = check(ex)
+    assert rules(found) == {"SSE-2", "SSE-5"}
     assert levels(found, "SSE-5") == {"D"}
-
-
-def test_last_frame_cut_mid_line_is_sse2_c_and_sse5() -> None:
-    reads = encode(session_frames())
-    reads[-1] = reads[-1][:-10]
-    found = check(stream_response(reads))
-    assert rules(found) == {"SSE-2", "SSE-5"}
-    assert levels(found, "SSE-2") == {"C"}
+    assert ("SSE-5", "all") in found.examined
+    assert not found.unexercised
 
 
 def test_wire_on_a_clean_stream_is_empty() -> None:
@@ -634,7 +686,9 @@ def test_content_deltas_are_the_agent_message_events() -> None:
 
 
 def test_deltas_spread_over_reads_are_flushed() -> None:
-    assert streaming.flushed(session_stream()) == []
+    found = streaming.flushed(session_stream())
+    assert found == []
+    assert dict(found.examined) == {("SSE-8", "all"): 1}
 
 
 def test_all_deltas_in_one_read_is_sse8() -> None:
@@ -666,15 +720,194 @@ def test_one_byte_reads_spread_in_time_are_flushed() -> None:
 
 def test_flushed_on_a_non_stream_is_sse1() -> None:
     ex = session_stream(content_type="application/json")
-    assert rules(streaming.flushed(ex)) == {"SSE-1"}
+    found = streaming.flushed(ex)
+    assert rules(found) == {"SSE-1"}
+    assert not any(rule == "SSE-8" for rule, _ in found.examined)
+
+
+def test_all_deltas_in_one_read_is_evidence_of_sse8() -> None:
+    found = streaming.flushed(stream_response([raw_stream()], t_ns=[1_000_000]))
+    assert rules(found) == {"SSE-8"}
+    assert dict(found.examined) == {("SSE-8", "all"): 1}
 
 
 @pytest.mark.parametrize("n", [0, 1])
-def test_fewer_than_two_deltas_is_sse8(n: int) -> None:
+def test_fewer_than_two_deltas_cannot_show_flushing(n: int) -> None:
+    # a reply of one delta proves nothing either way: no finding, and no evidence
     frames = session_frames(deltas=DELTAS[:n])
-    assert rules(streaming.flushed(session_stream(frames))) == {"SSE-8"}
+    found = streaming.flushed(session_stream(frames))
+    assert found == []
+    assert not found.examined
+    assert found.unexercised == {
+        ("SSE-8", "all"): f"a reply of {n} delta(s) cannot show flushing (at least 2 needed)"
+    }
+    v = {
+        r.id: r for r in grade_rules(found, found.examined, {}, True, unexercised=found.unexercised)
+    }
+    assert v["SSE-8"].verdict == "SKIP"
+    assert v["SSE-8"].reason == found.unexercised[("SSE-8", "all")]
 
 
 def test_a_correct_stream_delivered_in_one_read_passes_the_protocol_checks() -> None:
     # buffering is SSE-8's concern only: the protocol checks accept the same bytes in one read
     assert check(stream_response([raw_stream()])) == []
+
+
+# -- evidence per clause: SSE-4 (delta, tool_call, kb_retrieval), SSE-6 (done, error) ---------
+
+KB = {
+    "query": "q",
+    "chunks": [{"id": "k1", "answer": "a", "similarity": 0.5, "sourceUrl": "https://x"}],
+}
+TOOL = {"toolCallId": "call_1", "name": "lookup", "arguments": {"q": 1}, "output": None}
+
+
+def graded(*outcomes: Outcome, strict: bool = True) -> dict[str, Any]:
+    """The rule verdicts of a run made of these outcomes (as the plugin sums them)."""
+    total = Outcome()
+    for o in outcomes:
+        total += o
+    vs = grade_rules(total, total.examined, {}, strict, unexercised=total.unexercised)
+    return {v.id: v for v in vs}
+
+
+def clause_table(v: Any) -> list[tuple[str, str, int]]:
+    return [(c.id, c.verdict, c.evidence) for c in v.clauses]
+
+
+def error_stream() -> Exchange:
+    frames = session_frames()[:1]
+    frames.append(("error", {**audit_event(2, "error", {}), **problem_body(500, "internal")}))
+    return session_stream(frames)
+
+
+def test_sse4_deltas_only_exercise_the_delta_clause() -> None:
+    found = check(session_stream())
+    assert {c for r, c in evidence(found) if r == "SSE-4"} == {"delta"}
+    v = graded(found)["SSE-4"]
+    assert v.verdict == "PASS"
+    assert clause_table(v) == [
+        ("delta", "PASS", 3),
+        ("tool_call", "SKIP", 0),
+        ("kb_retrieval", "SKIP", 0),
+    ]
+    assert v.reason == (
+        "1/3 clauses: tool_call not exercised by any check; kb_retrieval not exercised by any check"
+    )
+
+
+def test_sse4_a_suite_reason_names_the_clause_it_could_not_provoke() -> None:
+    why = "the target gives no tool prompt (--tool-prompt)"
+    v = graded(check(session_stream()), Outcome().not_exercised("SSE-4", "tool_call", why))
+    assert v["SSE-4"].reason == (
+        f"1/3 clauses: tool_call {why}; kb_retrieval not exercised by any check"
+    )
+
+
+@pytest.mark.parametrize(
+    ("extra", "clause"),
+    [([("tool_call", TOOL)], "tool_call"), ([("kb_retrieval", KB)], "kb_retrieval")],
+    ids=["tool_call", "kb_retrieval"],
+)
+def test_sse4_each_event_kind_is_the_evidence_of_its_clause(
+    extra: list[tuple[str, dict[str, Any]]], clause: str
+) -> None:
+    found = check(session_stream(session_frames(before_done=extra)))
+    assert found == []
+    assert {c for r, c in evidence(found) if r == "SSE-4"} == {"delta", clause}
+    assert found.examined[("SSE-4", clause)] == 1
+    v = graded(found)["SSE-4"]
+    assert v.verdict == "PASS"
+    assert v.partial.startswith("2/3 clauses: ")
+    assert clause not in v.partial
+
+
+def test_sse4_every_clause_exercised_is_a_full_pass() -> None:
+    found = check(
+        session_stream(session_frames(before_done=[("tool_call", TOOL), ("kb_retrieval", KB)]))
+    )
+    v = graded(found)["SSE-4"]
+    assert (v.verdict, v.reason) == ("PASS", "")
+    assert clause_table(v) == [
+        ("delta", "PASS", 3),
+        ("tool_call", "PASS", 1),
+        ("kb_retrieval", "PASS", 1),
+    ]
+
+
+@pytest.mark.parametrize("strict", [False, True])
+def test_sse4_a_bad_tool_call_fails_its_clause_only(strict: bool) -> None:
+    bad = {**TOOL, "arguments": "not-an-object"}
+    found = check(
+        session_stream(session_frames(before_done=[("tool_call", bad), ("kb_retrieval", KB)]))
+    )
+    assert [(f.rule, f.clause) for f in found] == [("SSE-4", "tool_call")]
+    v = graded(found, strict=strict)["SSE-4"]
+    want = "FAIL" if strict else "WARN"  # payload shapes are SSE-4's C part
+    assert v.verdict == want
+    assert clause_table(v) == [
+        ("delta", "PASS", 3),
+        ("tool_call", want, 1),
+        ("kb_retrieval", "PASS", 1),
+    ]
+
+
+def test_sse4_one_finding_per_clause_and_stream_but_every_frame_counted() -> None:
+    bad = {"messageId": ASSISTANT_ID, "delta": 5}
+    frames = [(t, audit_event(i + 1, t, bad)) for i, t in enumerate(["agent_message"] * 3)]
+    ex = session_stream(frames)
+    body = [(e, d) for e, d in streaming.frames(ex)]
+    found = streaming.payloads(ex, body)
+    assert [(f.rule, f.clause) for f in found] == [("SSE-4", "delta")]
+    assert dict(found.examined) == {("SSE-4", "delta"): 3}
+
+
+def test_sse4_a_frame_that_is_no_audit_event_is_not_sse4_evidence() -> None:
+    ex = stream_response([b"event: tool_call\ndata: not json\n\n"])
+    body = list(streaming.frames(ex))
+    found = streaming.payloads(ex, body)
+    assert found == []
+    assert not found.examined  # SSE-3's failure; SSE-4's tool_call clause was not exercised
+
+
+def test_sse6_a_done_stream_exercises_the_done_clause_only() -> None:
+    found = check(session_stream())
+    assert {c for r, c in evidence(found) if r == "SSE-6"} == {"done"}
+    v = graded(found)["SSE-6"]
+    assert v.verdict == "PASS"
+    assert clause_table(v) == [("done", "PASS", 1), ("error", "SKIP", 0)]
+    assert v.reason == "1/2 clauses: error not exercised by any check"
+
+
+def test_sse6_an_error_stream_exercises_the_error_clause_only() -> None:
+    found = check(error_stream())
+    assert found == []
+    assert {c for r, c in evidence(found) if r == "SSE-6"} == {"error"}
+    assert ("MSG-5", "all") not in found.examined  # no done: no assembled reply to compare
+    v = graded(found)["SSE-6"]
+    assert clause_table(v) == [("done", "SKIP", 0), ("error", "PASS", 1)]
+    assert v.reason == "1/2 clauses: done not exercised by any check"
+
+
+def test_sse6_done_and_error_streams_together_are_a_full_pass() -> None:
+    v = graded(check(session_stream()), check(error_stream()))["SSE-6"]
+    assert (v.verdict, v.reason) == ("PASS", "")
+    assert clause_table(v) == [("done", "PASS", 1), ("error", "PASS", 1)]
+
+
+def test_sse6_findings_name_their_clause() -> None:
+    frames = session_frames()
+    frames[-1][1]["messages"] = []
+    done = check(session_stream(frames))
+    assert [(f.rule, f.clause) for f in done] == [("SSE-6", "done")]
+    err = check(session_stream([*session_frames()[:1], ("error", {"detail": "boom"})]))
+    assert [(f.rule, f.clause) for f in err if f.rule == "SSE-6"] == [("SSE-6", "error")]
+    v = graded(done, err, strict=True)["SSE-6"]
+    assert clause_table(v) == [("done", "FAIL", 1), ("error", "FAIL", 1)]
+
+
+def test_sse6_a_stream_without_terminal_frame_is_no_sse6_evidence() -> None:
+    found = check(session_stream(session_frames()[:-1]))
+    assert rules(found) == {"SSE-5"}
+    assert not any(r == "SSE-6" for r, _ in found.examined)
+    assert graded(found)["SSE-6"].verdict == "SKIP"

@@ -423,7 +423,7 @@ def test_outcome_sums_keep_the_evidence_of_both_sides() -> None:
     a = clean("ERR-4").not_exercised("SSE-8", None, "one delta")
     b = judged([Finding("ERR-1", "e", "g")], "ERR-1").saw("ERR-4")
     b.not_exercised("SSE-8", None, "another reason")
-    for total in (a + b, [] + a + b):
+    for total in (a + b, [] + a + b):  # noqa: RUF005 (list + Outcome is under test)
         assert isinstance(total, Outcome)
         assert dict(total.examined) == {("ERR-4", "all"): 2, ("ERR-1", "all"): 1}
         assert total.unexercised == {("SSE-8", "all"): "one delta"}  # the first reason stays
@@ -435,7 +435,7 @@ def test_outcome_sums_keep_the_evidence_of_both_sides() -> None:
     acc += [Finding("SSE-5", "e", "g")]  # a plain list adds findings, no evidence
     assert len(acc) == 2
     assert dict(acc.examined) == dict((a + b).examined)
-    radd = [Finding("SSE-5", "e", "g")] + a
+    radd = [Finding("SSE-5", "e", "g")] + a  # noqa: RUF005 (Outcome.__radd__ under test)
     assert isinstance(radd, Outcome)
     assert dict(radd.examined) == {("ERR-4", "all"): 1}
 

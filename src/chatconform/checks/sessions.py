@@ -41,7 +41,6 @@ def created(ex: Exchange, agent_id: str, draft_mode: bool = False, rule: str = "
     if data.get("agentId") != agent_id:
         got = f"{data.get('agentId')!r}"
         out.add(finding(rule, f"agentId {agent_id!r}", got, ex, "D", clause))
-    out.saw("SES-4")
     if data.get("status") != "active" or data.get("endedAt") is not None:
         out.append(
             finding(
@@ -52,7 +51,7 @@ def created(ex: Exchange, agent_id: str, draft_mode: bool = False, rule: str = "
             )
         )
     mode_clause = "draft" if draft_mode else "defaults-false"
-    out.saw("SES-2", mode_clause)
+    out.saw("SES-2", mode_clause, n=int(mode_clause != clause))  # a draft create: counted above
     if data.get("draftMode") is not draft_mode:
         got = f"{data.get('draftMode')!r}"
         out.add(finding("SES-2", f"draftMode {draft_mode}", got, ex, "C", mode_clause))

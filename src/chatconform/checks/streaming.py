@@ -125,7 +125,7 @@ def audit_events(ex: Exchange, body: list[tuple[Event, Any]], session_id: str) -
             got = f"{where}: data {short(e.data, 120)!r}"
             out.append(finding("SSE-3", "data to be an AuditEvent JSON object", got, ex))
         else:
-            out += schema_findings(data, "AuditEvent", "SSE-3", ex, where, "D")
+            out.add(*schema_findings(data, "AuditEvent", "SSE-3", ex, where, "D"))  # counted above
             if isinstance(data, dict) and data.get("eventType") != e.type:
                 got = f"{where}: eventType {data.get('eventType')!r}"
                 out.append(finding("SSE-3", f"eventType equal to event: {e.type}", got, ex))
