@@ -8,6 +8,7 @@ import pytest
 
 from chatconform.checks import errors
 from chatconform.record import Exchange
+from chatconform.verdicts import Outcome, grade_rules
 
 from observations import (
     COMPLETIONS_PATH,
@@ -567,3 +568,25 @@ def test_env1_claimed_exercised_only_when_checked(content_type: str | None) -> N
     found = errors.every_response(ex)
     assert rules(found) == {"ENV-1"}
     assert examined(found) == {"ERR-4": 1, "ENV-1": 1}
+
+
+def graded_err3(exchanges: list[Exchange]) -> Any:
+    out = Outcome()
+    for ex in exchanges:
+        out += errors.every_response(ex)
+    vs = grade_rules(out, out.examined, {}, True, unexercised=out.unexercised)
+    return next(v for v in vs if v.id == "ERR-3")
+
+
+def test_err3_is_exercised_only_when_a_429_was_seen() -> None:
+    burst = [enveloped(session()) for _ in range(5)]
+    v = graded_err3(burst)
+    assert v.verdict == "SKIP"
+    assert [(c.id, c.verdict, c.evidence) for c in v.clauses] == [("429", "SKIP", 0)]
+    limited = problem_response(429, "rate_limited", headers={"Retry-After": "1"})
+    v = graded_err3([*burst, limited, limited])
+    assert (v.verdict, v.reason) == ("PASS", "")
+    assert [(c.id, c.verdict, c.evidence) for c in v.clauses] == [("429", "PASS", 2)]
+    v = graded_err3([*burst, limited, problem_response(429, "rate_limited")])
+    assert v.verdict == "FAIL"
+    assert [(c.id, c.verdict, c.evidence) for c in v.clauses] == [("429", "FAIL", 2)]
