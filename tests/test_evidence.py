@@ -10,6 +10,11 @@ the test_checks_*.py files.
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -286,3 +291,72 @@ def test_auth4_a_403_is_a_c_finding_of_its_clause() -> None:
     out = run_auth4(auth4_api(list=forbidden))
     assert {(f.clause, f.effective_level()) for f in out} >= {("list", "C")}
     assert clause_table(verdict_of(out, "AUTH-4", strict=False))["list"][0] == "FAIL"
+
+
+# -- the plugin: a marker is never evidence; the harness's own failure is ERROR --------------
+
+PLUGIN_SUITE = """
+import pytest
+
+from chatconform.verdicts import clean
+
+
+@pytest.mark.rule("SSE-5")
+def test_marker_only(expect):
+    pass
+
+
+@pytest.mark.rule("SSE-7")
+def test_examined(expect):
+    expect.check(clean("SSE-7", n=3))
+
+
+@pytest.mark.rule("SSE-6")
+def test_one_clause(expect):
+    expect.check(clean("SSE-6", "done"))
+    expect.unexercised("SSE-6", "error", "no error prompt given")
+
+
+@pytest.mark.rule("SSE-8")
+def test_harness_breaks(expect):
+    expect.check(clean("SSE-8"))
+    raise RuntimeError("a bug of ours")
+"""
+
+
+def test_plugin_earns_pass_from_evidence_only(tmp_path: Path) -> None:
+    """A suite run with the plugin (bounded subprocess; no request is sent): its summary.json."""
+    (tmp_path / "pytest.ini").write_text("[pytest]\n", encoding="utf-8")
+    (tmp_path / "test_evidence_suite.py").write_text(PLUGIN_SUITE, encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWYTE_")}
+    env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+    env["CHATCONFORM_QUIET_SUMMARY"] = "1"
+    cmd = [
+        sys.executable, "-m", "pytest", "-p", "chatconform.plugin", "-p", "no:cacheprovider",
+        "-q", "--rootdir", str(tmp_path), "-c", str(tmp_path / "pytest.ini"),
+        "--base-url", "http://127.0.0.1:9/api/v1", "--strict-contract",
+        "--report-dir", str(tmp_path / "reports"), str(tmp_path / "test_evidence_suite.py"),
+    ]  # fmt: skip
+    proc = subprocess.run(
+        cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240, check=False
+    )
+    assert proc.returncode == pytest.ExitCode.TESTS_FAILED, proc.stdout + proc.stderr
+    summary = json.loads((tmp_path / "reports" / "summary.json").read_text(encoding="utf-8"))
+    rules = {r["id"]: r for r in summary["rules"]}
+    # named by a marker, nothing examined: SKIP, never PASS
+    assert rules["SSE-5"]["verdict"] == "SKIP"
+    assert rules["SSE-5"]["clauses"] == [
+        {"id": "all", "verdict": "SKIP", "evidence": 0, "reason": "not exercised by any check"}
+    ]
+    assert rules["SSE-7"]["verdict"] == "PASS"
+    assert rules["SSE-7"]["clauses"][0]["evidence"] == 3
+    assert rules["SSE-6"]["verdict"] == "PASS"
+    assert rules["SSE-6"]["reason"] == "1/2 clauses: error no error prompt given"
+    # the harness broke after examining SSE-8: ERROR (not FAIL, and not PASS from the evidence)
+    assert rules["SSE-8"]["verdict"] == "ERROR"
+    assert rules["SSE-8"]["findings"][0]["kind"] == "harness"
+    assert "a bug of ours" in rules["SSE-8"]["reason"]
+    assert summary["verdict"] == "ERROR"
+    assert summary["counts"]["ERROR"] == 1
+    assert summary["counts"]["FAIL"] == 0
+    assert len(summary["harnessErrors"]) == 1
