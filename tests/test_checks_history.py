@@ -530,7 +530,9 @@ def two_deltas(ended_by: str) -> Exchange:
     return stream_response(encode(frames), ended_by=ended_by)
 
 
-def after_drop(story_copies: int = 1) -> tuple[list[Exchange], list[Exchange]]:
+def after_drop(
+    story_copies: int = 1, newest_first: bool = False
+) -> tuple[list[Exchange], list[Exchange]]:
     """The follow-up post and the history after the drop (the dropped turn has no reply)."""
     follow = [
         message("user", FOLLOW, "msg_f1", created_at="2025-01-01T00:00:05Z"),
@@ -540,7 +542,8 @@ def after_drop(story_copies: int = 1) -> tuple[list[Exchange], list[Exchange]]:
         message("user", STORY, f"msg_s{i}", created_at="2025-01-01T00:00:01Z")
         for i in range(story_copies)
     ]
-    return [turn_reply(follow)], [page_reply(stories + follow)]
+    history = stories + follow
+    return [turn_reply(follow)], [page_reply(history[::-1] if newest_first else history)]
 
 
 def drop_mid_stream(api: RecordedApi) -> tuple[Expect, RuleVerdict]:
@@ -571,6 +574,20 @@ def test_msg7_a_dropped_turn_kept_twice_fails() -> None:
     _, v = drop_mid_stream(api)
     assert v.verdict == "FAIL"
     assert "the dropped turn's user message kept once" in v.reason
+
+
+def test_msg7_on_a_history_out_of_order_is_msg4_and_not_judged() -> None:
+    # one defect (newest first) fails MSG-4 once; MSG-7 cannot judge the turns' shape from it
+    plain, pages = after_drop(newest_first=True)
+    api = RecordedApi(post_message=[two_deltas("client-drop"), *plain], list_messages=pages)
+    expect, v = drop_mid_stream(api)
+    assert rules(expect.outcome) == {"MSG-4"}
+    assert expect.outcome.unexercised == {
+        ("MSG-7", "dropped-mid-stream"): "not judged: see MSG-4 (the history is not in order)"
+    }
+    # the follow-up post after the drop was still examined: MSG-7 passes on that evidence
+    assert expect.outcome.examined[("MSG-7", "dropped-mid-stream")] == 1
+    assert v.verdict == "PASS"
 
 
 @pytest.mark.parametrize(
