@@ -115,6 +115,7 @@ def test_correct_stream_evidence() -> None:
         ("SSE-6", "done"),
         ("SSE-7", "all"),
         ("MSG-5", "all"),
+        ("MSG-3", "all"),  # the done frame's messages are Messages
     }
     assert found.examined[("SSE-3", "all")] == 3  # the three non-terminal frames, once each
     assert found.examined[("SSE-4", "delta")] == 3

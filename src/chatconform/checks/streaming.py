@@ -216,10 +216,11 @@ def terminal_data(
     if not isinstance(messages, list) or not messages:
         want = 'done data: {"messages": [Message, …]}'
         return out.add(finding("SSE-6", want, short(e.data), ex, clause="done"))
-    for f in assembled(messages, content, session_id, ex, "SSE-6"):
+    part = assembled(messages, content, session_id, ex, "SSE-6")  # MSG-3's evidence kept too
+    for f in part:
         if f.rule == "SSE-6":
             f.clause = "done"
-        out.add(f)
+    out += part
     out += deltas_match(ex, fs, messages)
     return out
 
