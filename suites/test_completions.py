@@ -7,9 +7,16 @@ from typing import Any
 import pytest
 
 from chatconform import sdk
-from chatconform.checks.common import expect_status, finding
-from chatconform.checks.completions import completion, completion_stream, same_text
-from chatconform.checks.errors import openai_error, problem
+from chatconform.budget import Budget
+from chatconform.checks.common import expect_status
+from chatconform.checks.completions import (
+    completion,
+    completion_stream,
+    request_taken,
+    same_text,
+    sdk_agrees,
+    sdk_unavailable,
+)
 from chatconform.client import Client
 from chatconform.plugin import Expect, unknown_id
 from chatconform.target import Target
@@ -36,6 +43,9 @@ def request_body(model: str, stream: bool | None = None, **extra: Any) -> dict[s
 @pytest.mark.rule("OAI-1", "OAI-3")
 def test_plain_completion(api: Client, expect: Expect, agent_id: str) -> None:
     ex = api.completion(request_body(agent_id))
+    if not expect.check(request_taken(ex)):
+        expect.unexercised("OAI-3", None, "not judged: see OAI-1 (the request was not taken)")
+        return
     found, _ = completion(ex, agent_id)
     expect.check(found)
 
@@ -44,12 +54,12 @@ def test_plain_completion(api: Client, expect: Expect, agent_id: str) -> None:
 def test_other_openai_fields_ignored(api: Client, expect: Expect, agent_id: str) -> None:
     extra = {"temperature": 0.2, "max_tokens": 64, "top_p": 0.9, "presence_penalty": 0.1}
     ex = api.completion(request_body(agent_id, user="chatconform-user", **extra))
-    expect.check(expect_status(ex, "OAI-1", 200))
+    expect.check(request_taken(ex))
     messages = [{"role": "tool", "content": "{}", "tool_call_id": "call_1"}]
     ex = api.completion(
         {"model": agent_id, "messages": [*messages, {"role": "user", "content": "hi"}]}
     )
-    expect.check(expect_status(ex, "OAI-1", 200))
+    expect.check(request_taken(ex))
 
 
 @pytest.mark.rule("OAI-4")
@@ -61,42 +71,50 @@ def test_streamed_completion(api: Client, expect: Expect, agent_id: str) -> None
 
 @pytest.mark.rule("OAI-2", "OAI-7")
 def test_bad_requests(api: Client, expect: Expect, agent_id: str) -> None:
+    """OAI-7 (the OpenAI-style error member) is judged by the plugin on each of these errors."""
     user = [{"role": "user", "content": "hi"}]
     ex = api.completion({"model": unknown_id(), "messages": user})
-    expect.check(expect_status(ex, "OAI-2", 400) + openai_error(ex) + problem(ex))
+    expect.check(expect_status(ex, "OAI-2", 400))
     for body in ({"messages": user}, {"model": agent_id}, {"model": agent_id, "messages": []}):
         ex = api.completion(body)
-        expect.check(expect_status(ex, "OAI-2", 400, "C") + openai_error(ex))
+        expect.check(expect_status(ex, "OAI-2", 400, "C"))
+
+
+NOT_DETERMINISTIC = (
+    "agent not declared deterministic (declare it with --deterministic, FLOWYTE_DETERMINISTIC=1 "
+    'or "deterministic": true in the target file)'
+)
 
 
 @pytest.mark.rule("OAI-6")
-def test_streamed_equals_plain(api: Client, expect: Expect, agent_id: str) -> None:
+def test_streamed_equals_plain(api: Client, expect: Expect, agent_id: str, target: Target) -> None:
+    """Only for an agent the target declares deterministic: two requests of an agent whose replies
+    vary (an LLM) carry different texts, and that is no fault."""
+    if not target.deterministic:
+        pytest.skip(NOT_DETERMINISTIC)
     plain, text = completion(api.completion(request_body(agent_id)), agent_id)
     streamed, stext = completion_stream(
         api.completion(request_body(agent_id, stream=True)), agent_id
     )
-    expect.check(plain + streamed, fatal=True)
+    expect.check(plain + streamed)
+    broken = next((f.rule for f in plain + streamed if f.effective_level() == "D"), None)
+    if broken is not None:  # no text to compare: that is the failure of the more basic rule
+        expect.unexercised("OAI-6", None, f"not judged: see {broken} on these responses")
+        return
     expect.check(same_text("OAI-6", "plain", text, "streamed", stext))
 
 
 @pytest.mark.rule("OAI-5")
 @pytest.mark.parametrize("language", ["python", "node"])
 def test_official_sdk(
-    api: Client, expect: Expect, agent_id: str, target: Target, language: str
+    expect: Expect, agent_id: str, target: Target, budget: Budget | None, language: str
 ) -> None:
-    """A plain and a streamed completion through the official SDK give the raw HTTP text."""
+    """A plain and a streamed completion through the official SDK: each succeeds, and the text it
+    hands its caller is the text chatconform reads in the copy of the bytes that SDK parsed."""
     if language == "node":
         why_not = sdk.node_unavailable()
         if why_not:
+            expect.check(sdk_unavailable("node", why_not))
             pytest.skip(why_not)
-    found, raw = completion(api.completion(request_body(agent_id)), agent_id)
-    expect.check(found, fatal=raw is None)  # no SDK run against a target that fails raw HTTP
-    run = sdk.run_python if language == "python" else sdk.run_node
-    result = run(target, request_body(agent_id))
-    if result.error:
-        got = target.redact(result.error)
-        expect.check([finding("OAI-5", f"the openai {language} SDK to complete", got)], fatal=True)
-    expect.check(same_text("OAI-5", "raw HTTP", raw, f"openai-{language} plain", result.plain))
-    expect.check(
-        same_text("OAI-5", "raw HTTP", raw, f"openai-{language} streamed", result.streamed)
-    )
+    for call in sdk.run(language, target, request_body(agent_id), budget):
+        expect.check(sdk_agrees(call, agent_id))

@@ -1,4 +1,5 @@
-"""Unit tests of chatconform.checks.completions (OAI-3, OAI-4, OAI-5/6 text) on hand-built replies."""
+"""Unit tests of chatconform.checks.completions (OAI-1, OAI-3..6) on hand-built replies: each check
+fails on a broken observation, records what it examined, and nothing when there was nothing to examine."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import pytest
 
 from chatconform.checks import completions
 from chatconform.record import Exchange
+from chatconform.sdk import SdkCall
+from chatconform.verdicts import Outcome
 
 from observations import (
     COMPLETIONS_PATH,
@@ -327,16 +330,195 @@ def test_chunks_parses_json_done_and_garbage() -> None:
     assert cs[2][1] is None
 
 
-# -- OAI-5 / OAI-6: same_text ----------------------------------------------------------------
+# -- OAI-6: same_text ----------------------------------------------------------------------
 
 
-def test_same_text_equal_is_fine() -> None:
-    assert completions.same_text("OAI-6", "plain", "abc", "streamed", "abc") == []
+def test_same_text_equal_is_fine_and_examined() -> None:
+    out = completions.same_text("OAI-6", "plain", "abc", "streamed", "abc")
+    assert out == []
+    assert examined(out) == {("OAI-6", "all"): 1}
 
 
-@pytest.mark.parametrize(
-    ("a", "b"), [("abc", "abd"), ("abc", None), (None, "abc"), (None, None), ("", " ")]
-)
-def test_same_text_different_or_missing_is_a_finding(a: str | None, b: str | None) -> None:
-    for rule in ("OAI-5", "OAI-6"):
-        assert rules(completions.same_text(rule, "plain", a, "streamed", b)) == {rule}
+@pytest.mark.parametrize(("a", "b"), [("abc", "abd"), ("", " "), ("abc", "abc ")])
+def test_same_text_different_is_a_finding(a: str, b: str) -> None:
+    out = completions.same_text("OAI-6", "plain", a, "streamed", b)
+    assert rules(out) == {"OAI-6"}
+    assert examined(out) == {("OAI-6", "all"): 1}
+
+
+@pytest.mark.parametrize(("a", "b"), [("abc", None), (None, "abc"), (None, None)])
+def test_same_text_missing_text_is_a_finding_and_not_a_comparison(
+    a: str | None, b: str | None
+) -> None:
+    out = completions.same_text("OAI-6", "plain", a, "streamed", b)
+    assert rules(out) == {"OAI-6"}
+    assert examined(out) == {}
+
+
+# -- evidence: what each check examined ------------------------------------------------------
+
+
+def examined(out: Outcome) -> dict[tuple[str, str], int]:
+    return dict(out.examined)
+
+
+def test_completion_examines_oai3_once_per_response() -> None:
+    found, _ = completions.completion(reply(completion_body()), MODEL)
+    assert examined(found) == {("OAI-3", "all"): 1}
+
+
+def test_completion_of_an_error_examines_oai3_and_fails_it() -> None:
+    found, _ = completions.completion(reply(problem_body(500, "x"), status=500), MODEL)
+    assert rules(found) == {"OAI-3"}
+    assert examined(found) == {("OAI-3", "all"): 1}
+
+
+def test_completion_without_a_response_examines_nothing() -> None:
+    found, _ = completions.completion(exchange(None, error="timeout"), MODEL)
+    assert rules(found) == {"OAI-3"}  # the missing reply is still the target's failure
+    assert examined(found) == {}
+
+
+def test_completion_enveloped_leaves_oai3_not_judged() -> None:
+    found, _ = completions.completion(reply({"success": True, "data": completion_body()}), MODEL)
+    assert rules(found) == {"ENV-1"}
+    assert examined(found) == {}
+    assert "see ENV-1" in found.unexercised[("OAI-3", "all")]
+
+
+def test_completion_stream_examines_oai4_once_per_stream() -> None:
+    found, _ = completions.completion_stream(completion_stream(), MODEL)
+    assert examined(found) == {("OAI-4", "all"): 1}
+
+
+def test_completion_stream_of_a_json_reply_examines_and_fails_oai4() -> None:
+    found, _ = completions.completion_stream(reply(completion_body()), MODEL)
+    assert rules(found) == {"OAI-4"}
+    assert examined(found) == {("OAI-4", "all"): 1}
+
+
+def test_completion_stream_without_a_response_examines_nothing() -> None:
+    found, _ = completions.completion_stream(exchange(None, error="timeout"), MODEL)
+    assert rules(found) == {"OAI-4"}
+    assert examined(found) == {}
+
+
+def test_completion_stream_text_stops_at_done() -> None:
+    ex = completion_stream(tail=[sse_frame(completion_chunk("late"))])
+    found, text = completions.completion_stream(ex, MODEL)
+    assert text == REPLY_TEXT  # what an OpenAI client reads; the late chunk is OAI-4's finding
+    assert any("after [DONE]" in f.got for f in found)
+
+
+def test_request_taken_200_is_oai1_examined_clean() -> None:
+    out = completions.request_taken(reply(completion_body()))
+    assert out == []
+    assert examined(out) == {("OAI-1", "all"): 1}
+
+
+@pytest.mark.parametrize("status", [400, 422, 500])
+def test_request_taken_rejected_is_oai1(status: int) -> None:
+    out = completions.request_taken(reply(problem_body(status, "x"), status=status))
+    assert rules(out) == {"OAI-1"}
+    assert examined(out) == {("OAI-1", "all"): 1}
+
+
+def test_request_taken_without_a_response_fails_and_examines_nothing() -> None:
+    out = completions.request_taken(exchange(None, error="connect error"))
+    assert rules(out) == {"OAI-1"}
+    assert examined(out) == {}
+
+
+# -- OAI-5: sdk_agrees (the SDK's text against chatconform's parse of the same bytes) ---------
+
+
+def sdk_call(
+    mode: str = "stream",
+    text: str | None = REPLY_TEXT,
+    error: str | None = None,
+    ex: Exchange | None = None,
+    language: str = "python",
+) -> SdkCall:
+    if ex is None:
+        ex = completion_stream() if mode == "stream" else reply(completion_body())
+    return SdkCall(language, mode, text, error, ex)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("mode", ["plain", "stream"])
+@pytest.mark.parametrize("language", ["python", "node"])
+def test_sdk_agrees_same_text_is_clean_and_examined(mode: str, language: str) -> None:
+    out = completions.sdk_agrees(sdk_call(mode, language=language), MODEL)
+    assert out == []
+    assert examined(out)[("OAI-5", f"{language}-{mode}")] == 1
+    bytes_rule = "OAI-4" if mode == "stream" else "OAI-3"
+    assert examined(out)[(bytes_rule, "all")] == 1  # the copy is judged as any response
+
+
+@pytest.mark.parametrize("mode", ["plain", "stream"])
+def test_sdk_agrees_other_text_fails_its_clause(mode: str) -> None:
+    out = completions.sdk_agrees(sdk_call(mode, text=REPLY_TEXT + "!"), MODEL)
+    assert rules(out) == {"OAI-5"}
+    assert {f.clause for f in out} == {f"python-{mode}"}
+    assert levels(out, "OAI-5") == {"D"}
+    assert examined(out)[("OAI-5", f"python-{mode}")] == 1
+
+
+def test_sdk_agrees_sdk_error_on_good_bytes_fails() -> None:
+    out = completions.sdk_agrees(sdk_call(text=None, error="APIError: boom"), MODEL)
+    assert rules(out) == {"OAI-5"}
+    assert out[0].got == "APIError: boom"
+    assert out[0].kind == "target"
+
+
+def test_sdk_agrees_bytes_breaking_oai4_leave_oai5_not_judged() -> None:
+    """The SDK read a stream without [DONE] silently: OAI-4 is the failure, not OAI-5."""
+    out = completions.sdk_agrees(sdk_call(ex=completion_stream(done=False)), MODEL)
+    assert rules(out) == {"OAI-4"}
+    assert ("OAI-5", "python-stream") not in out.examined
+    assert "see OAI-4" in out.unexercised[("OAI-5", "python-stream")]
+
+
+def test_sdk_agrees_json_for_a_stream_is_oai4_not_oai5() -> None:
+    """A stream request answered with a JSON completion: the SDK hands back "" and no error."""
+    out = completions.sdk_agrees(sdk_call(text="", ex=reply(completion_body())), MODEL)
+    assert rules(out) == {"OAI-4"}
+    assert ("OAI-5", "python-stream") in out.unexercised
+
+
+def test_sdk_agrees_c_part_of_the_bytes_still_compares() -> None:
+    reads = [sse_frame(c, event="chunk") for c in completion_chunks()] + [b"data: [DONE]\n\n"]
+    ex = stream_response(reads, path=COMPLETIONS_PATH)
+    out = completions.sdk_agrees(sdk_call(ex=ex, error="APIError: event chunk"), MODEL)
+    assert rules(out) == {"OAI-4", "OAI-5"}
+    assert levels(out, "OAI-4") == {"C"}
+
+
+def test_sdk_agrees_no_response_fails_without_examining() -> None:
+    out = completions.sdk_agrees(
+        sdk_call(text=None, error="APIConnectionError", ex=exchange(None, error="refused")), MODEL
+    )
+    assert rules(out) == {"OAI-5"}
+    assert out[0].kind == "target"
+    assert examined(out) == {}
+
+
+def test_sdk_agrees_not_sent_is_budget() -> None:
+    ex = exchange(None, error="not sent: the run exceeded its 1 s budget")
+    ex.not_sent = True
+    out = completions.sdk_agrees(sdk_call(text=None, error="not sent", ex=ex), MODEL)
+    assert [f.kind for f in out] == ["budget"]
+    assert examined(out) == {}
+
+
+def test_sdk_agrees_without_a_copy_is_a_harness_error() -> None:
+    call = SdkCall("node", "plain", None, "the Node script failed", None)
+    out = completions.sdk_agrees(call, MODEL)
+    assert [(f.rule, f.kind, f.clause) for f in out] == [("OAI-5", "harness", "node-plain")]
+    assert examined(out) == {}
+
+
+def test_sdk_unavailable_names_both_clauses() -> None:
+    out = completions.sdk_unavailable("node", "node is not installed")
+    assert out == []
+    assert examined(out) == {}
+    assert set(out.unexercised) == {("OAI-5", "node-plain"), ("OAI-5", "node-stream")}

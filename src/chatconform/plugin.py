@@ -27,7 +27,14 @@ from chatconform.client import Client
 from chatconform.embedded import EmbeddedError, EmbeddedServer, reference_args_from_env
 from chatconform.record import Exchange
 from chatconform.rules import FAMILIES, RULES, UnknownRule, rule
-from chatconform.target import TARGET_FIELDS, Limits, Target, TargetError, resolve_target
+from chatconform.target import (
+    TARGET_FIELDS,
+    Limits,
+    Target,
+    TargetError,
+    option_kwargs,
+    resolve_target,
+)
 from chatconform.verdicts import (
     ClauseKey,
     Finding,
@@ -102,7 +109,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("chatconform", "chatconform target and verdicts")
     for attr, (env, _, secret) in TARGET_FIELDS.items():
         what = "a secret; prefer the environment variable" if secret else "target setting"
-        group.addoption(_opt_name(attr), dest=f"cc_{attr}", default=None, help=f"{what} ({env})")
+        group.addoption(
+            _opt_name(attr), dest=f"cc_{attr}", default=None, help=f"{what} ({env})",
+            **option_kwargs(attr),
+        )  # fmt: skip
     group.addoption("--target-file", dest="cc_target_file", default=None)
     group.addoption("--strict-contract", dest="cc_strict", action="store_true", default=False)
     group.addoption("--report-dir", dest="cc_report_dir", default=None)

@@ -14,7 +14,14 @@ from chatconform.cli import SUITES
 from chatconform.errors import EXIT_ERROR, EXIT_FAIL, EXIT_OK, UsageError
 from chatconform.preflight import TargetUnusable, check_target
 from chatconform.rules import RULES
-from chatconform.target import TARGET_FIELDS, Limits, Target, TargetError, resolve_target
+from chatconform.target import (
+    TARGET_FIELDS,
+    Limits,
+    Target,
+    TargetError,
+    resolve_target,
+    target_options,
+)
 
 
 def _families(selected: list[str] | None) -> list[str]:
@@ -119,10 +126,7 @@ def run_suites(
     args += ["--stream-timeout", str(target.limits.stream_timeout)]
     args += ["--run-timeout", str(target.limits.run_timeout)]
     args += ["--max-body-mb", str(target.limits.max_body_bytes / (1024 * 1024))]
-    for attr in TARGET_FIELDS:
-        value = getattr(target, attr)
-        if value:
-            args += ["--" + attr.replace("_", "-"), value]
+    args += target_options(target)
     if strict:
         args.append("--strict-contract")
     if target.embedded:

@@ -25,6 +25,24 @@ TARGET_FIELDS: dict[str, tuple[str, str, bool]] = {
     "tool_prompt": ("FLOWYTE_TOOL_PROMPT", "toolPrompt", False),
     "knowledge_prompt": ("FLOWYTE_KNOWLEDGE_PROMPT", "knowledgePrompt", False),
     "error_prompt": ("FLOWYTE_ERROR_PROMPT", "errorPrompt", False),
+    # a declaration about the agent: its replies are a function of the request (OAI-6 runs only then)
+    "deterministic": ("FLOWYTE_DETERMINISTIC", "deterministic", False),
+}
+#: the settings that are yes/no: a bare flag on the command line, 1/true/yes or 0/false/no in the
+#: environment, a JSON boolean in a target file
+FLAGS: frozenset[str] = frozenset({"deterministic"})
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off", "")
+
+
+#: what a setting is for, where the name alone does not say
+HELP: dict[str, str] = {
+    "tool_prompt": "a user message that makes the agent call a tool (SSE-4 tool_call) ",
+    "knowledge_prompt": "a user message that makes the agent search its knowledge base "
+    "(SSE-4 kb_retrieval) ",
+    "error_prompt": "a user message that makes the agent's turn fail (SSE-6 error) ",
+    "deterministic": "the agent's reply is a function of the request: OAI-6 compares a streamed "
+    "and a plain completion (without it OAI-6 is SKIP) ",
 }
 
 
@@ -57,6 +75,7 @@ class Target:
     tool_prompt: str | None = None
     knowledge_prompt: str | None = None
     error_prompt: str | None = None
+    deterministic: bool = False
     limits: Limits = field(default_factory=Limits)
     embedded: bool = False
 
@@ -88,7 +107,11 @@ class Target:
         return self.base_url + path
 
     def public(self) -> dict[str, Any]:
-        return {"baseUrl": self.base_url, "embedded": self.embedded}
+        return {
+            "baseUrl": self.base_url,
+            "embedded": self.embedded,
+            "deterministic": self.deterministic,
+        }
 
 
 def normalize_base_url(url: str) -> str:
@@ -100,7 +123,7 @@ def normalize_base_url(url: str) -> str:
     return url.rstrip("/")
 
 
-def read_target_file(path: str | Path) -> dict[str, str]:
+def read_target_file(path: str | Path) -> dict[str, str | bool]:
     """Read a target file (the reference server's --credentials-out format) into field values."""
     try:
         raw = json.loads(Path(path).read_text(encoding="utf-8"))
@@ -111,27 +134,81 @@ def read_target_file(path: str | Path) -> dict[str, str]:
     if not isinstance(raw, dict):
         raise TargetError(f"target file {path} must hold a JSON object")
     by_file_key = {file_key: name for name, (_, file_key, _) in TARGET_FIELDS.items()}
-    return {by_file_key[k]: str(v) for k, v in raw.items() if k in by_file_key and v is not None}
+    out: dict[str, str | bool] = {}
+    for key, value in raw.items():
+        name = by_file_key.get(key)
+        if name is None or value is None:
+            continue
+        out[name] = flag_value(value, f"{key!r} in {path}") if name in FLAGS else str(value)
+    return out
+
+
+def flag_value(value: str | bool, where: str) -> bool:
+    """A yes/no setting from a JSON boolean or an environment string (1/true/yes, 0/false/no)."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise TargetError(f"{where} must be true or false (1/true/yes or 0/false/no), not {value!r}")
 
 
 def resolve_target(
-    explicit: dict[str, str | None], target_file: str | None, limits: Limits
+    explicit: dict[str, Any], target_file: str | None, limits: Limits
 ) -> Target | None:
     """Merge sources, strongest first: explicit flags, FLOWYTE_* environment, the target file.
 
     Returns None when no base URL is given anywhere (the caller starts the embedded reference).
     """
-    values: dict[str, str] = {}
+    values: dict[str, str | bool] = {}
     if target_file:
         values.update(read_target_file(target_file))
     for name, (env, _, _) in TARGET_FIELDS.items():
-        if os.environ.get(env):
-            values[name] = os.environ[env]
+        raw = os.environ.get(env)
+        if name in FLAGS and raw is not None and raw.strip():
+            values[name] = flag_value(raw, env)
+        elif raw:
+            values[name] = raw
     values.update({k: v for k, v in explicit.items() if v})
     if not values.get("base_url"):
         return None
     known = {f.name for f in fields(Target)}
-    return Target(**{k: v for k, v in values.items() if k in known}, limits=limits)
+    return Target(**{k: v for k, v in values.items() if k in known}, limits=limits)  # type: ignore[arg-type]
+
+
+def option_kwargs(attr: str) -> dict[str, Any]:
+    """Extra argparse/pytest `addoption` arguments of a setting: a flag takes no value."""
+    return {"action": "store_true"} if attr in FLAGS else {}
+
+
+def target_options(target: Target) -> list[str]:
+    """The target's settings as command-line options (a true flag bare, a false one left out)."""
+    args: list[str] = []
+    for attr in TARGET_FIELDS:
+        value = getattr(target, attr)
+        if value is True:
+            args.append(option_name(attr))
+        elif value and isinstance(value, str):
+            args += [option_name(attr), value]
+    return args
+
+
+def target_environ(target: Target) -> dict[str, str]:
+    """The target's settings as FLOWYTE_* environment variables (flags as "1")."""
+    env: dict[str, str] = {}
+    for attr, (var, _, _) in TARGET_FIELDS.items():
+        value = getattr(target, attr)
+        if value is True:
+            env[var] = "1"
+        elif value and isinstance(value, str):
+            env[var] = value
+    return env
+
+
+def option_name(attr: str) -> str:
+    return "--" + attr.replace("_", "-")
 
 
 def add_target_arguments(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
@@ -139,7 +216,10 @@ def add_target_arguments(parser: argparse.ArgumentParser) -> argparse._ArgumentG
     group = parser.add_argument_group("target (each also read from its environment variable)")
     for attr, (env, _, secret) in TARGET_FIELDS.items():
         hint = f"[{env}]" + (" (secret: prefer the variable)" if secret else "")
-        group.add_argument("--" + attr.replace("_", "-"), dest=attr, default=None, help=hint)
+        hint = HELP.get(attr, "") + hint
+        group.add_argument(
+            option_name(attr), dest=attr, default=None, help=hint, **option_kwargs(attr)
+        )
     group.add_argument(
         "--target-file",
         default=os.environ.get("FLOWYTE_TARGET_FILE"),

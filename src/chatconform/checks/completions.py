@@ -1,29 +1,45 @@
-"""OAI-1..7: the OpenAI-compatible POST /chat/completions."""
+"""OAI-1..6: the OpenAI-compatible POST /chat/completions (OAI-7 is judged on every response).
+
+Each check returns an `Outcome`: its findings and what it examined. A check examines a rule only
+when a response came back to judge; when a more basic rule already broke on the same response
+(ENV-1's envelope, OAI-3/OAI-4's shape under an SDK's text), it says "not judged" instead.
+"""
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chatconform.checks.common import expect_status, finding, schema_findings, short
 from chatconform.record import Exchange
-from chatconform.verdicts import Finding
+from chatconform.verdicts import Finding, Outcome
+
+if TYPE_CHECKING:
+    from chatconform.sdk import SdkCall
 
 DONE = "[DONE]"
 
 
-def completion(ex: Exchange, model: str) -> tuple[list[Finding], str | None]:
+def request_taken(ex: Exchange) -> Outcome:
+    """OAI-1: a request in the OpenAI shape (all four roles, other OpenAI fields) gets 200."""
+    return expect_status(ex, "OAI-1", 200)  # no response: a finding, nothing examined
+
+
+def completion(ex: Exchange, model: str) -> tuple[Outcome, str | None]:
     """OAI-3: 200 with a plain (unwrapped) chat.completion object; returns its text."""
-    out = expect_status(ex, "OAI-3", 200)
+    out = expect_status(ex, "OAI-3", 200)  # no response: a finding, nothing examined
     if out:
         return out, None
     body = ex.json()
     if not isinstance(body, dict):
-        return [finding("OAI-3", "a chat.completion JSON object", ex.describe(), ex)], None
+        return out.add(finding("OAI-3", "a chat.completion JSON object", ex.describe(), ex)), None
     if "success" in body and "data" in body and "choices" not in body:
         got = "an enveloped {success, data} body"
-        return [finding("ENV-1", "/chat/completions NOT wrapped in the envelope", got, ex)], None
-    out += schema_findings(body, "ChatCompletion", "OAI-3", ex, "body", "D")
+        out = Outcome().not_exercised("OAI-3", None, "not judged: see ENV-1 on this response")
+        return out.add(
+            finding("ENV-1", "/chat/completions NOT wrapped in the envelope", got, ex)
+        ), None
+    out.extend(list(schema_findings(body, "ChatCompletion", "OAI-3", ex, "body", "D")))
     choices = body.get("choices")
     first = choices[0] if isinstance(choices, list) and choices else {}
     msg = first.get("message") if isinstance(first, dict) else None
@@ -50,12 +66,23 @@ def chunks(ex: Exchange) -> list[tuple[str, Any]]:
     return out
 
 
-def completion_stream(ex: Exchange, model: str) -> tuple[list[Finding], str | None]:
-    """OAI-4: data: chunk frames ending with data: [DONE], one finish_reason, nothing after."""
-    if ex.status != 200 or ex.media_type != "text/event-stream" or ex.stream is None:
+def completion_stream(ex: Exchange, model: str) -> tuple[Outcome, str | None]:
+    """OAI-4: data: chunk frames ending with data: [DONE], one finish_reason, nothing after.
+
+    Returns the text an OpenAI client reads: the delta contents of the chunks before [DONE].
+    """
+    if ex.status is None or ex.media_type != "text/event-stream" or ex.stream is None:
         got = ex.describe()
-        return [finding("OAI-4", "HTTP 200 with Content-Type text/event-stream", got, ex)], None
-    out: list[Finding] = []
+        out = Outcome() if ex.status is None else Outcome().saw("OAI-4")
+        return out.add(
+            finding("OAI-4", "HTTP 200 with Content-Type text/event-stream", got, ex)
+        ), None
+    out = Outcome().saw("OAI-4")
+    if ex.status != 200:
+        got = ex.describe()
+        return out.add(
+            finding("OAI-4", "HTTP 200 with Content-Type text/event-stream", got, ex)
+        ), None
     events = ex.stream.events
     named = [e for e in events if e.event_field]
     if named:
@@ -72,7 +99,7 @@ def completion_stream(ex: Exchange, model: str) -> tuple[list[Finding], str | No
     elif ex.stream.parser.unterminated:
         got = "an unterminated frame after [DONE]"
         out.append(finding("OAI-4", "nothing after data: [DONE]", got, ex, "C"))
-    body = [(raw, c) for raw, c in cs if raw != DONE]
+    body = cs[: done_at[0]] if done_at else cs
     text_parts: list[str] = []
     finishes: list[int] = []
     ident: tuple[Any, Any, Any] | None = None
@@ -84,7 +111,7 @@ def completion_stream(ex: Exchange, model: str) -> tuple[list[Finding], str | No
             break
         found = schema_findings(c, "ChatCompletionChunk", "OAI-4", ex, where, "D")
         if found:
-            out += found
+            out.extend(list(found))  # the findings; the stream is counted once, above
             break
         this = (c.get("id"), c.get("created"), c.get("model"))
         if ident is None:
@@ -124,12 +151,58 @@ def completion_stream(ex: Exchange, model: str) -> tuple[list[Finding], str | No
     return out, "".join(text_parts)
 
 
-def same_text(rule: str, a_name: str, a: str | None, b_name: str, b: str | None) -> list[Finding]:
-    """OAI-5/OAI-6: two ways of asking give the same assistant text."""
+def same_text(rule: str, a_name: str, a: str | None, b_name: str, b: str | None) -> Outcome:
+    """OAI-6: two ways of asking give the same assistant text (examined when both came back)."""
+    out = Outcome()
+    if a is not None and b is not None:
+        out.saw(rule)
     if a is not None and a == b:
-        return []
-    return [
-        finding(
-            rule, f"{b_name} text equal to {a_name} text {short(a, 150)!r}", f"{short(b, 150)!r}"
+        return out
+    want = f"{b_name} text equal to {a_name} text {short(a, 150)!r}"
+    return out.add(finding(rule, want, f"{short(b, 150)!r}"))
+
+
+def sdk_unavailable(language: str, reason: str) -> Outcome:
+    """OAI-5: an SDK that cannot run here leaves its two clauses not exercised, saying why."""
+    out = Outcome()
+    for mode in ("plain", "stream"):
+        out.not_exercised("OAI-5", f"{language}-{mode}", reason)
+    return out
+
+
+def sdk_agrees(call: SdkCall, model: str) -> Outcome:
+    """OAI-5: an official SDK's completion succeeded, and the text it handed its caller equals
+    chatconform's own parse of the very bytes that SDK parsed (the tee's copy), never the text of
+    another request. Those bytes are judged by OAI-3 (plain) or OAI-4 (streamed) too: when they
+    break a D part of those, that is the failure, and this clause is not judged on them."""
+    clause = f"{call.language}-{call.mode}"
+    streamed = call.mode == "stream"
+    what = f"the openai {call.language} SDK's {'streamed' if streamed else 'plain'} completion"
+    ex = call.exchange
+    out = Outcome()
+    if ex is None:  # no copy of any response: the SDK never sent, or our tee broke
+        got = call.error or "no request was made"
+        return out.add(
+            Finding("OAI-5", f"{what} to send its request", got, kind="harness", clause=clause)
         )
-    ]
+    if ex.not_sent or ex.status is None:  # refused by the run's budget, or no response came
+        got = ex.describe() + (f"; the SDK said {call.error}" if call.error else "")
+        return out.add(finding("OAI-5", f"{what} to succeed", got, ex, clause=clause))
+    parsed, text = completion_stream(ex, model) if streamed else completion(ex, model)
+    out += parsed
+    basic = next((f for f in parsed if f.effective_level() == "D"), None)
+    if basic is not None:
+        why = f"not judged: see {basic.rule} on the bytes the {call.language} SDK parsed"
+        return out.not_exercised("OAI-5", clause, why)
+    out.saw("OAI-5", clause)
+    in_bytes = f"the text in the bytes it parsed, {short(text, 150)!r}"
+    if call.error:
+        return out.add(
+            finding(
+                "OAI-5", f"{what} to succeed and give {in_bytes}", call.error, ex, clause=clause
+            )
+        )
+    if call.text != text:
+        got = f"{short(call.text, 150)!r}"
+        out.add(finding("OAI-5", f"{what} to give its caller {in_bytes}", got, ex, clause=clause))
+    return out

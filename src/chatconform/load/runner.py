@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import IO
 
 from chatconform.load.collect import PROGRESS_PREFIX, SUMMARY_PREFIX
-from chatconform.target import TARGET_FIELDS, Target
+from chatconform.target import Target, target_environ
 
 START_GRACE_S = 60.0  # start-up, worker connection and shutdown on top of the run time
 
@@ -70,10 +70,7 @@ class Plan:
     def environ(self) -> dict[str, str]:
         """The child's environment: the target as FLOWYTE_* variables (secrets stay off argv)."""
         env = {k: v for k, v in os.environ.items() if not k.startswith(("FLOWYTE_", "LOCUST_"))}
-        for attr, (var, _, _) in TARGET_FIELDS.items():
-            value = getattr(self.target, attr)
-            if value:
-                env[var] = value
+        env.update(target_environ(self.target))
         env["PYTHONUNBUFFERED"] = "1"
         if self.target.embedded:
             env["CHATCONFORM_EMBEDDED_TARGET"] = "1"

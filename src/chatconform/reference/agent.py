@@ -6,6 +6,8 @@
 - anything else: just the reply.
 
 The reply is always exactly ``tokens`` deltas and contains non-ASCII text (UTF-8 is exercised).
+With a ``nonce`` (the ``random-replies`` variation) the first delta carries it, so the same request
+gets a different reply each time: an agent that is not deterministic, as one backed by an LLM.
 """
 
 from __future__ import annotations
@@ -23,6 +25,10 @@ FAIL_RE = re.compile(r"simulate an agent failure", re.IGNORECASE)
 class AgentFailure(RuntimeError):
     """The scripted agent was asked to fail this turn."""
 
+
+#: what the credentials file names as this agent's prompts (CONTRACT SSE-4: the target says them)
+TOOL_PROMPT = "Is there a store near 60614?"  # a ZIP code: a knowledge retrieval and a tool call
+KNOWLEDGE_PROMPT = "What are your opening hours?"  # "hours": a knowledge retrieval
 
 _FILLER = ("encore", "café", "naïve", "déjà", "vu", "—", "merci", "¡olé!", "très", "bien")
 
@@ -88,8 +94,17 @@ def _zip_chunks(zip_code: str) -> list[dict[str, Any]]:
     ]
 
 
-def plan_turn(content: str, tokens: int) -> TurnPlan:
-    """The deterministic plan for a user message ``content`` with a reply of ``tokens`` deltas."""
+def plan_turn(content: str, tokens: int, nonce: str | None = None) -> TurnPlan:
+    """The plan for a user message ``content`` with a reply of ``tokens`` deltas: deterministic,
+    unless a ``nonce`` is given (then the reply's first delta starts with it)."""
+    plan = _plan(content, tokens)
+    if nonce is None:
+        return plan
+    deltas = [f"[{nonce}] {plan.deltas[0]}", *plan.deltas[1:]]
+    return TurnPlan(plan.kb_query, plan.kb_chunks, plan.tool, deltas)
+
+
+def _plan(content: str, tokens: int) -> TurnPlan:
     if FAIL_RE.search(content):
         raise AgentFailure("asked to simulate an agent failure")
     digest = _digest(content)

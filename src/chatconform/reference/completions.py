@@ -123,7 +123,7 @@ async def create_completion(request: Request) -> Response:
         raise validation_error("user", "must be a string")
     _check_model(model, ctx, principal)
     last_user = next((text for role, text in reversed(history) if role == "user"), "")
-    plan = plan_turn(last_user, ctx.settings.tokens)
+    plan = plan_turn(last_user, ctx.settings.tokens, ctx.settings.reply_nonce())
     base = {"id": "chatcmpl-" + uuid.uuid4().hex, "object": "chat.completion.chunk",
             "created": int(time.time()), "model": model}  # fmt: skip
     if stream:

@@ -30,7 +30,8 @@ FAULTS: dict[str, str] = {
     "missing-errors-array": "ERR-2: the 400 for a missing content has no errors[]",
 }
 
-#: variation name -> what changes on the wire (streams of both APIs; `extra` also JSON bodies).
+#: variation name -> what changes on the wire (streams of both APIs; `extra` also JSON bodies;
+#: `random-replies` the agent's text).
 VARIATIONS: dict[str, str] = {
     "crlf": "CRLF line ends",
     "cr": "bare CR line ends",
@@ -40,6 +41,8 @@ VARIATIONS: dict[str, str] = {
     "bom": "a UTF-8 BOM as the first bytes of the stream",
     "extra": "unknown fields in every JSON object, and an extra `latency` frame",
     "dribble": "the body is written 1-7 bytes at a time",
+    "random-replies": "the agent's reply differs on every request (a random word in it), as an "
+    "LLM's does; the credentials file says deterministic: false",
 }
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import uvicorn
 
+from chatconform.reference.agent import KNOWLEDGE_PROMPT, TOOL_PROMPT
 from chatconform.reference.app import PREFIX, build_app
 from chatconform.reference.auth import KeyRing
 from chatconform.reference.context import Context
@@ -57,8 +58,13 @@ def base_url(host: str, port: int) -> str:
 ERROR_PROMPT = "Simulate an agent failure, please."  # the scripted agent fails such a turn
 
 
-def credentials_document(url: str, keys: KeyRing, tenants: Tenants) -> dict[str, Any]:
+def credentials_document(
+    url: str, keys: KeyRing, tenants: Tenants, settings: Settings | None = None
+) -> dict[str, Any]:
+    """The target file a harness reads: keys, agents, the agent's prompts, and whether its replies
+    are deterministic (OAI-6 is judged only for an agent that says so)."""
     c = keys.credentials
+    settings = settings or Settings()
     return {
         "baseUrl": url,
         "apiKey": c.api_key,
@@ -69,7 +75,10 @@ def credentials_document(url: str, keys: KeyRing, tenants: Tenants) -> dict[str,
         "publishableKey": c.publishable_key,
         "agentId": tenants.agent_a,
         "unpublishedAgentId": tenants.unpublished_a,
+        "toolPrompt": TOOL_PROMPT,
+        "knowledgePrompt": KNOWLEDGE_PROMPT,
         "errorPrompt": ERROR_PROMPT,
+        "deterministic": settings.deterministic,
         "pid": os.getpid(),
     }
 
@@ -161,7 +170,7 @@ def _run_on(settings: Settings, options: ServerOptions, db_path: str) -> int:
 
         def write_credentials() -> None:
             if out is not None:
-                write_private_json(out, credentials_document(url, keys, tenants))
+                write_private_json(out, credentials_document(url, keys, tenants, settings))
 
         where = out if out is not None else "not written (use --credentials-out FILE)"
         announce = [f"chatconform reference server: {url}", f"credentials: {where}"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 
 from chatconform.reference.faults import Switches
@@ -16,3 +17,12 @@ class Settings:
     tokens: int = 8
     rate_limit_rps: int = 20
     switches: Switches = field(default_factory=Switches)
+
+    @property
+    def deterministic(self) -> bool:
+        """The agent's reply is a function of the request (not under ``random-replies``)."""
+        return not self.switches.has("random-replies")
+
+    def reply_nonce(self) -> str | None:
+        """A fresh word for one reply under ``random-replies``, else None (a deterministic reply)."""
+        return None if self.deterministic else uuid.uuid4().hex[:8]

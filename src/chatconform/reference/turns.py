@@ -87,7 +87,7 @@ class TurnManager:
             # The user message commits while the agent starts, so an fsync never delays the ttft.
             saving = asyncio.ensure_future(self._db.write(Store.add_messages, session_id, [user]))
             try:
-                plan = plan_turn(content, self._settings.tokens)
+                plan = plan_turn(content, self._settings.tokens, self._settings.reply_nonce())
                 produced = await self._agent(session_id, plan, t0, queue)
             finally:
                 await saving
