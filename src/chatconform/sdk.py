@@ -37,8 +37,8 @@ NODE_DIR = Path(
 NODE_SCRIPT = Path(__file__).with_name("sdk_node.mjs")
 INSTALL_TIMEOUT_S = 180
 INSTALL_HINT = (
-    "install Node.js 18 or newer with npm, then rerun (chatconform installs the openai SDK from "
-    f"npm into {NODE_DIR}), or run ./scripts/setup"
+    f"install Node.js 18+ with npm and rerun: chatconform installs {NODE_SDK_SPEC} into "
+    f"{NODE_DIR} (./scripts/setup does it too)"
 )
 Mode = Literal["plain", "stream"]
 MODES: tuple[Mode, ...] = ("plain", "stream")
@@ -117,19 +117,30 @@ def exchange_of(cap: Capture, limits: Limits) -> Exchange:
 
 
 def _decode(headers: list[tuple[str, str]], raw: bytes) -> tuple[bytes | None, str]:
-    """Undo a Content-Encoding the way the SDK's http client does (httpx2's own decoders)."""
-    import httpx2
-
+    """Undo a Content-Encoding the way the SDK's http client does (with that client's decoders)."""
+    http = sdk_http_module()
     try:
-        return httpx2.Response(200, headers=headers, content=raw).content, ""
-    except Exception as exc:  # a decoding error of httpx2's: the copy cannot be read
+        return http.Response(200, headers=headers, content=raw).content, ""
+    except Exception as exc:  # a decoding error of the http client's: the copy cannot be read
         return None, f"{type(exc).__name__}: {exc}"
+
+
+def sdk_http_module() -> Any:
+    """The http client package the installed `openai` takes through `http_client=`: `httpx2`
+    for recent releases, `httpx` for older ones (the two share the transport API used here)."""
+    import importlib
+
+    import openai
+
+    base = next(c for c in openai.DefaultHttpxClient.__mro__ if c.__name__ == "Client")
+    return importlib.import_module(base.__module__.split(".")[0])
 
 
 # -- Python: a tee transport for httpx2 ------------------------------------------------------
 def _tee_transport(limits: Limits, captures: list[Capture]) -> Any:
-    """An httpx2 transport that sends through the default one and copies what comes back."""
-    import httpx2
+    """A transport of the SDK's http client (httpx2) that sends through the default one and
+    copies what comes back."""
+    httpx2 = sdk_http_module()
 
     class TeeStream(httpx2.SyncByteStream):
         def __init__(self, inner: httpx2.SyncByteStream, cap: Capture, deadline: int) -> None:
@@ -308,21 +319,21 @@ def _refusal(
 def node_unavailable() -> str | None:
     """Why the Node SDK cannot run here (None when it can); installs openai from npm once."""
     if shutil.which("node") is None:
-        return f"node is not installed: the Node openai SDK check needs Node.js ({INSTALL_HINT})"
+        return f"node is not installed; {INSTALL_HINT}"
     if (NODE_DIR / "node_modules" / "openai" / "package.json").exists():
         return None
     if shutil.which("npm") is None:
-        return f"npm is not installed: cannot install the Node openai SDK ({INSTALL_HINT})"
+        return f"npm is not installed, so the Node openai SDK cannot be; {INSTALL_HINT}"
     NODE_DIR.mkdir(parents=True, exist_ok=True)
     cmd = ["npm", "install", "--prefix", str(NODE_DIR), NODE_SDK_SPEC]
     cmd += ["--no-audit", "--no-fund", "--loglevel=error"]
     try:
         done = subprocess.run(cmd, capture_output=True, timeout=INSTALL_TIMEOUT_S, check=False)
     except subprocess.TimeoutExpired:
-        return f"npm install {NODE_SDK_SPEC} took over {INSTALL_TIMEOUT_S} s ({INSTALL_HINT})"
+        return f"npm install {NODE_SDK_SPEC} took over {INSTALL_TIMEOUT_S} s; {INSTALL_HINT}"
     if done.returncode != 0:
         tail = done.stderr.decode(errors="replace").strip().splitlines()[-1:]
-        return f"npm install {NODE_SDK_SPEC} failed: {' '.join(tail)} ({INSTALL_HINT})"
+        return f"npm install {NODE_SDK_SPEC} failed ({' '.join(tail)}); {INSTALL_HINT}"
     return None
 
 
