@@ -82,14 +82,24 @@ def test_environment_and_target_file_configure_a_run(tmp_path: Path) -> None:
         run = chatconform("run", "--suite", "sessions", report_dir=tmp_path, env=env)
         assert run.code == 0, run.stdout[-2000:]
         assert run.summary["target"]["baseUrl"] == creds["baseUrl"]
-        skipped = {r["id"]: r["reason"] for r in run.summary["rules"] if r["verdict"] == "SKIP"}
-        assert "FLOWYTE_UNPUBLISHED_AGENT_ID" in skipped["SES-2"]
+        ses2 = next(r for r in run.summary["rules"] if r["id"] == "SES-2")
+        # defaults-false is judged on every session; the draft clauses need an unpublished agent
+        assert ses2["verdict"] == "PASS"
+        assert ses2["reason"].startswith("1/3 clauses")
+        clauses = {c["id"]: c for c in ses2["clauses"]}
+        assert clauses["defaults-false"]["verdict"] == "PASS"
+        for cid in ("draft", "no-published-version"):
+            assert clauses[cid]["verdict"] == "SKIP"
+            assert "FLOWYTE_UNPUBLISHED_AGENT_ID" in clauses[cid]["reason"]
         full = chatconform(
             "run", "--suite", "sessions", "--target-file", str(server.credentials),
             report_dir=tmp_path / "file",
         )  # fmt: skip
     assert full.code == 0
     assert full.verdicts()["SES-2"] == "PASS"
+    assert {
+        c["verdict"] for r in full.summary["rules"] if r["id"] == "SES-2" for c in r["clauses"]
+    } == {"PASS"}
 
 
 def test_ctrl_c_writes_what_finished_and_exits_130(tmp_path: Path) -> None:
