@@ -166,3 +166,53 @@ def validator(name: str) -> Validator:
     whose `contentMediaType` is JSON, so `validator("ChatStreamEvent")` checks an event's `data`.
     """
     return _ChatValidator(schema(name), format_checker=_FORMAT_CHECKER)
+
+
+def _refs_closure(name: str) -> list[Any]:
+    """The component schema `name` and every component schema it reaches through `$ref`."""
+    schemas = load_spec().get("components", {}).get("schemas", {})
+    seen: dict[str, Any] = {}
+    todo = [name]
+    while todo:
+        current = todo.pop()
+        if current in seen or current not in schemas:
+            continue
+        seen[current] = schemas[current]
+        text = json.dumps(schemas[current])
+        todo += re.findall(r'"#/components/schemas/([^"]+)"', text)
+    return list(seen.values())
+
+
+@cache
+def fast_validator(name: str) -> Any | None:
+    """A compiled (jsonschema_rs) validator for `name`, used only to confirm that an instance is
+    valid; None when it cannot be as strict as `validator(name)`.
+
+    Every check still takes its findings from `validator(name)`: this one is a fast path for the
+    common case, a valid instance (the load users judge every frame of every stream). It asserts
+    at least what `validator(name)` asserts: the same Draft 2020-12 keywords, `date-time` and
+    `uri` through the same functions, every other known format too (stricter, so an instance it
+    refuses is simply judged by `validator(name)`). Schemas that reach `contentSchema` (which it
+    would only annotate) get no fast path.
+    """
+    try:
+        import jsonschema_rs
+    except ImportError:
+        return None
+    if any("contentSchema" in json.dumps(s) for s in _refs_closure(name)):
+        return None
+    try:
+        return jsonschema_rs.validator_for(
+            schema(name),
+            validate_formats=True,
+            ignore_unknown_formats=True,
+            formats={"date-time": _is_date_time, "uri": _is_uri},
+        )
+    except Exception:  # a schema it cannot compile: the Python validator judges alone
+        return None
+
+
+def fast_valid(name: str, instance: Any) -> bool:
+    """True only when the fast path confirms `instance` is valid (False means: ask validator())."""
+    fast = fast_validator(name)
+    return fast is not None and bool(fast.is_valid(instance))

@@ -101,12 +101,14 @@ def schema_findings(
     instance: Any, schema: str, rule: str, ex: Exchange | None, where: str, level: Level | None
 ) -> Outcome:
     """`instance` against a schema of the spec (examined once, for `rule`)."""
-    from chatconform.spec import validator
+    from chatconform.spec import fast_valid, validator
 
-    errors = sorted(validator(schema).iter_errors(instance), key=lambda e: list(e.path))
     out = Outcome()
     if len(RULES[rule].clauses) == 1:
         out.saw(rule)
+    if fast_valid(schema, instance):  # the common case, confirmed fast; findings come from below
+        return out
+    errors = sorted(validator(schema).iter_errors(instance), key=lambda e: list(e.path))
     if not errors:
         return out
     first = errors[0]

@@ -142,13 +142,25 @@ def completion_stream(ex: Exchange, model: str) -> tuple[Outcome, str | None]:
     if body and len(finishes) != 1:
         got = f"{len(finishes)} chunks with a finish_reason"
         out.append(finding("OAI-4", "exactly one chunk with a finish_reason", got, ex, "C"))
-    elif finishes and finishes[0] != len(body) - 1:
+    elif finishes and finishes[0] != last_with_choices(body):
         got = f"finish_reason on chunk {finishes[0] + 1} of {len(body)}"
         out.append(finding("OAI-4", "finish_reason on the last chunk before [DONE]", got, ex, "C"))
     if ex.stream.ended_by not in ("eof",):
         got = f"stream ended by {ex.stream.ended_by} ({ex.error})"
         out.append(finding("OAI-4", "the server to close the stream after [DONE]", got, ex))
     return out, "".join(text_parts)
+
+
+def last_with_choices(body: list[tuple[str, Any]]) -> int:
+    """Index of the last chunk that is not OpenAI's usage chunk (`"choices": []` with `usage`,
+    sent after the finish chunk when a request asks `stream_options.include_usage`)."""
+    n = len(body) - 1
+    while n > 0:
+        c = body[n][1]
+        if not (isinstance(c, dict) and c.get("choices") == [] and "usage" in c):
+            break
+        n -= 1
+    return n
 
 
 def same_text(rule: str, a_name: str, a: str | None, b_name: str, b: str | None) -> Outcome:

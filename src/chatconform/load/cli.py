@@ -14,9 +14,10 @@ import time
 from pathlib import Path
 
 from chatconform.load import profiles
+from chatconform.load import slo as slo_mod
 from chatconform.load.openloop import ARRIVALS
 from chatconform.load.summary import SUMMARY_FILE, exit_code, lines
-from chatconform.load.thresholds import GATES
+from chatconform.load.thresholds import GATES, HELP
 from chatconform.preflight import TargetUnusable, check_target
 from chatconform.target import (
     TARGET_FIELDS,
@@ -128,15 +129,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     load.add_argument("--report-dir", default=None, help="where to write (reports/<timestamp>/)")
 
+    load.add_argument(
+        "--slo",
+        default=None,
+        metavar="OBJECTIVES",
+        help="per-request objectives for SLO attainment and goodput, e.g. "
+        "ttft_ms=250,itl_ms=50,tpot_ms=30,e2e_ms=2000 (itl_ms limits a request's worst gap)",
+    )
+    load.add_argument(
+        "--no-checks",
+        action="store_true",
+        help="do not judge streams with the conformance checks (calibration of the client only)",
+    )
+
     gates = parser.add_argument_group("thresholds (exit 1 when broken)")
     for option, (metric, stat) in GATES.items():
-        what = f"{metric} {stat}" if stat else "(errors + incomplete) / requests"
         gates.add_argument(
             "--" + option.replace("_", "-"),
             type=_non_negative,
             default=None,
             metavar="X",
-            help=f"limit on {what}, per endpoint",
+            help=HELP.get(option, f"limit on {metric} {stat}") + ", per endpoint",
         )
 
     ref = parser.add_argument_group("embedded reference (when no target is given)")
@@ -197,7 +210,20 @@ def _plan_values(args: argparse.Namespace) -> dict[str, object]:
     if rate > 0:
         users = max(args.workers, 1)  # one open-loop driver per process
     spawn_rate = args.spawn_rate or profile.spawn_rate or float(users)
+    try:
+        objectives = slo_mod.parse(args.slo) if args.slo is not None else dict(profile.slo)
+    except slo_mod.SLOError as exc:
+        raise UsageError(str(exc)) from None
+    gates = dict(profile.gates)
+    gates.update({o: getattr(args, o) for o in GATES if getattr(args, o) is not None})
+    needs_slo = [o for o in ("min_slo_attainment", "min_goodput_rps") if o in gates]
+    if needs_slo and not objectives:
+        raise UsageError(f"--{needs_slo[0].replace('_', '-')} needs --slo objectives")
+    if "min_slo_attainment" in gates and gates["min_slo_attainment"] > 1:
+        raise UsageError("--min-slo-attainment is a share between 0 and 1")
     return {
+        "objectives": objectives,
+        "gates": gates,
         "profile": profile,
         "locustfiles": list(profile.locustfiles),
         "users": users,
@@ -244,7 +270,6 @@ def _run(args: argparse.Namespace) -> int:
                 flush=True,
             )
         preflight(target, values["endpoint"])  # type: ignore[arg-type]
-        gates = {o: getattr(args, o) for o in GATES if getattr(args, o) is not None}
         plan = Plan(
             locustfiles=values["locustfiles"],  # type: ignore[arg-type]
             target=target,
@@ -258,7 +283,9 @@ def _run(args: argparse.Namespace) -> int:
             seed=args.seed,
             turns=max(args.turns, 1),
             workers=args.workers,
-            gates=gates,
+            gates=values["gates"],  # type: ignore[arg-type]
+            objectives=values["objectives"],  # type: ignore[arg-type]
+            checks=not args.no_checks,
         )
         mode = (
             f"open loop {plan.rate:g} req/s {plan.arrival}" if plan.rate else f"{plan.users} users"

@@ -15,9 +15,13 @@ from typing import Any
 from chatconform.load.metrics import RunMetrics
 from chatconform.load.summary import SAMPLES_FILE
 
-SAMPLES_MSG = "chatconform_samples"
+SAMPLES_MSG = "chatconform_samples"  # {"samples": [...], "evidence": [...]}
 HEALTH_MSG = "chatconform_health"
+STOP_MSG = "chatconform_stop"  # master -> workers: the run time is reached, start no request
+DRAINED_MSG = "chatconform_drained"  # worker -> master: nothing of mine is in flight any more
+EVIDENCE_FILE = "load-violations.jsonl"
 FLUSH_S = 0.25
+DRAIN_SLACK_S = 2.0  # on top of the stream timeout, for the requests in flight at the end
 PROGRESS_PREFIX = "[chatconform] progress "  # lines the CLI shows as its live progress line
 SUMMARY_PREFIX = "[chatconform] "
 
@@ -25,14 +29,33 @@ SUMMARY_PREFIX = "[chatconform] "
 class Aggregator:
     """The merge point: JSONL writer plus metrics over all samples."""
 
-    def __init__(self, report_dir: Path, open_loop: bool) -> None:
+    def __init__(
+        self, report_dir: Path, open_loop: bool, objectives: dict[str, float] | None = None
+    ) -> None:
         report_dir.mkdir(parents=True, exist_ok=True)
         self.path = report_dir / SAMPLES_FILE
         self._file = self.path.open("w", encoding="utf-8")
-        self.metrics = RunMetrics()
+        self.evidence_path = report_dir / EVIDENCE_FILE
+        self.evidence_path.unlink(missing_ok=True)
+        self.evidence_count = 0
+        self.metrics = RunMetrics(objectives)
         self.health: list[dict[str, Any]] = []
         self.open_loop = open_loop
         self.samples = 0
+
+    def add_batch(self, batch: dict[str, Any]) -> None:
+        """A worker's message: its samples and any violation evidence it kept."""
+        self.add(batch.get("samples") or [])
+        self.add_evidence(batch.get("evidence") or [])
+
+    def add_evidence(self, items: list[dict[str, Any]]) -> None:
+        """Full evidence of a few violating streams (one per rule and process), one JSON a line."""
+        if not items:
+            return
+        with self.evidence_path.open("a", encoding="utf-8") as fh:
+            for item in items:
+                fh.write(json.dumps(item, separators=(",", ":")) + "\n")
+        self.evidence_count += len(items)
 
     def add(self, samples: list[dict[str, Any]]) -> None:
         write = self._file.write
@@ -53,8 +76,10 @@ class Aggregator:
         for name, ep in sorted(self.metrics.endpoints.items()):
             ttft = ep.dist["ttft_ms"].percentile(50)
             e2e = ep.dist["e2e_ms"].percentile(95)
+            c = ep.conformance
             parts.append(
                 f"{name}: {ep.requests} req, {ep.errors} err, {ep.incomplete} inc, "
+                f"{c.violating}/{c.checked} violating, "
                 f"ttft p50 {'-' if ttft is None else f'{ttft:.1f}'} ms, "
                 f"e2e p95 {'-' if e2e is None else f'{e2e:.1f}'} ms"
             )
@@ -69,13 +94,18 @@ class WorkerSink:
     def __init__(self, send: Any) -> None:
         self._send = send  # runner.send_message
         self._buffer: list[dict[str, Any]] = []
+        self._evidence: list[dict[str, Any]] = []
         self.sent = 0
 
     def add(self, sample: dict[str, Any]) -> None:
         self._buffer.append(sample)
 
+    def add_evidence(self, item: dict[str, Any]) -> None:
+        self._evidence.append(item)
+
     def flush(self) -> None:
-        if self._buffer:
+        if self._buffer or self._evidence:
             batch, self._buffer = self._buffer, []
-            self._send(SAMPLES_MSG, batch)
+            evidence, self._evidence = self._evidence, []
+            self._send(SAMPLES_MSG, {"samples": batch, "evidence": evidence})
             self.sent += len(batch)

@@ -96,9 +96,14 @@ def merge(reports: list[dict[str, Any]]) -> dict[str, Any]:
         reasons.append(f"a load process used {cpu:g}% of a core (>= {CPU_SATURATED:g}%)")
     if lag is not None and lag > LAG_SATURATED_MS:
         reasons.append(f"event-loop lag p99 {lag:g} ms (> {LAG_SATURATED_MS:g} ms)")
+    check_s = sum(float(p.get("check_seconds") or 0.0) for p in processes)
+    check_events = sum(int(p.get("checked_events") or 0) for p in processes)
     return {
         "cpu_percent": cpu,
         "loop_lag_p99_ms": lag,
+        "check_cpu_s": round(check_s, 3),  # time spent in the conformance checks, all processes
+        "checked_events": check_events,
+        "check_us_per_event": round(check_s * 1e6 / check_events, 2) if check_events else None,
         "saturated": bool(reasons),
         "saturation_reasons": reasons,
         "processes": processes,

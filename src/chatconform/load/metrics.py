@@ -4,6 +4,9 @@ Each distribution keeps an exact count, sum, min and max, and an HDR histogram (
 3 significant digits: a percentile is within 0.1 % of the raw sample's value) for the
 percentiles, so memory stays bounded however long a soak runs. Only ``ok`` requests (a
 terminal ``done`` / ``[DONE]`` frame) enter latency; the other outcomes are counted apart.
+Per endpoint it also counts the conformance of the streams (checked, violating, per rule, an
+example) and, with objectives, SLO attainment and goodput (chatconform.load.slo). docs/metrics.md
+maps each name to vLLM's, GuideLLM's and AIPerf's.
 """
 
 from __future__ import annotations
@@ -13,8 +16,9 @@ from typing import Any
 
 from hdrh.histogram import HdrHistogram
 
+from chatconform.load import slo as slo_mod
 from chatconform.load.timeline import (
-    CANCELLED,
+    CENSORED,
     DROPPED,
     ERRORS,
     INCOMPLETE,
@@ -30,14 +34,21 @@ _LOWEST_US, _HIGHEST_US, _DIGITS = 1, 3_600_000_000, 3
 DEFINITIONS: dict[str, str] = {
     "ttfb_ms": "response headers received − request sent",
     "ttft_ms": "first delta carrying text − request sent (a role-only chunk is not text)",
-    "itl_ms": "every gap between consecutive content deltas, pooled over requests",
-    "tpot_ms": "(last content delta − first content delta) / (deltas − 1), per request",
+    "itl_ms": "every gap between consecutive content deltas, pooled over requests (vLLM ITL)",
+    "tpot_ms": "(E2E − TTFT) / (output tokens − 1), per request with > 1 token (vLLM TPOT)",
     "e2e_ms": "terminal frame (done / [DONE]) − request sent",
-    "tokens_per_s": "content deltas of ok requests / run window (first send to last close)",
+    "stall_ms": "a request's largest gap between consecutive content deltas",
+    "tail_ms": "a request's terminal frame − its last content delta",
+    "output_tokens": "server usage.completion_tokens when given (token_source usage), else "
+    "content deltas (token_source chunks)",
+    "tokens_per_s": "output tokens of ok requests / run window (first send to last close)",
     "requests_per_s": "ok requests / run window",
     "dispatch_lag_ms": "first send − intended start (open loop: late when > 10 ms)",
+    "censored": "in flight when the run ended and never finished: counted, elapsed shown, "
+    "not in latency",
 }
-LATENCIES = ("ttfb_ms", "ttft_ms", "itl_ms", "tpot_ms", "e2e_ms")
+LATENCIES = ("ttfb_ms", "ttft_ms", "itl_ms", "tpot_ms", "e2e_ms", "stall_ms", "tail_ms")
+PER_REQUEST = ("ttfb_ms", "ttft_ms", "tpot_ms", "e2e_ms", "stall_ms", "tail_ms")
 
 
 def percentile_key(p: float) -> str:
@@ -85,37 +96,98 @@ class Distribution:
 
 
 @dataclass
+class Conformance:
+    """Streams judged by the suites' checks, per endpoint."""
+
+    checked: int = 0
+    violating: int = 0
+    by_rule: dict[str, int] = field(default_factory=dict)
+    example: dict[str, Any] | None = None
+
+    def add(self, sample: dict[str, Any]) -> bool:
+        """Count one sample; True when it is violating."""
+        if not sample.get("checked"):
+            return False
+        self.checked += 1
+        found = sample.get("violations") or []
+        if not found:
+            return False
+        self.violating += 1
+        for f in found:
+            self.by_rule[f["rule"]] = self.by_rule.get(f["rule"], 0) + 1
+        if self.example is None:
+            first = found[0]
+            self.example = {
+                "rule": first["rule"],
+                "message": first["message"],
+                "request_id": sample.get("id"),
+            }
+        return True
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "checked": self.checked,
+            "violating": self.violating,
+            "violation_rate": round(self.violating / self.checked, 6) if self.checked else 0.0,
+            "by_rule": dict(sorted(self.by_rule.items())),
+            "example": self.example,
+        }
+
+
+@dataclass
 class EndpointMetrics:
     """Everything measured for one endpoint, fed with samples (Timeline.to_sample dicts)."""
 
-    requests: int = 0  # attempts: ok + errors + incomplete (cancelled/dropped kept apart)
+    objectives: dict[str, float] = field(default_factory=dict)
+    requests: int = 0  # attempts: ok + errors + incomplete + censored (dropped kept apart)
     outcomes: dict[str, int] = field(default_factory=dict)
     tokens: int = 0
+    token_sources: dict[str, int] = field(default_factory=dict)
     dist: dict[str, Distribution] = field(
         default_factory=lambda: {name: Distribution() for name in LATENCIES}
     )
+    censored_elapsed: Distribution = field(default_factory=Distribution)
+    conformance: Conformance = field(default_factory=Conformance)
+    attained: int = 0
     first_sent: float | None = None  # ms on the run's clock (wall of the first sample)
     last_close: float | None = None
 
     def add(self, sample: dict[str, Any]) -> None:
         outcome = sample["outcome"]
         self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
-        if outcome in (CANCELLED, DROPPED):
+        if outcome == DROPPED:
             return
         self.requests += 1
+        violating = self.conformance.add(sample)
+        self._window(sample)
+        if outcome == CENSORED:
+            sent, close = sample["sent_ms"], sample["close_ms"]
+            if sent is not None and close is not None:
+                self.censored_elapsed.add(close - sent)
+            return
         if outcome != OK:
             return
         figures = derived(sample)
-        for name in ("ttfb_ms", "ttft_ms", "tpot_ms", "e2e_ms"):
+        if self.objectives and slo_mod.attains(self.objectives, True, violating, figures):
+            self.attained += 1
+        for name in PER_REQUEST:
             value = figures[name]
             if value is not None:
                 self.dist[name].add(value)
         itl = self.dist["itl_ms"]
         for gap in itl_gaps(sample):
             itl.add(gap)
-        self.tokens += len(sample["content_ms"])
-        start = sample["wall"] * 1000.0 + (sample["sent_ms"] or 0.0)
-        end = sample["wall"] * 1000.0 + (sample["close_ms"] or sample["terminal_ms"] or 0.0)
+        tokens = sample.get("output_tokens")
+        self.tokens += len(sample["content_ms"]) if tokens is None else tokens
+        source = sample.get("token_source") or "chunks"
+        self.token_sources[source] = self.token_sources.get(source, 0) + 1
+
+    def _window(self, sample: dict[str, Any]) -> None:
+        sent = sample["sent_ms"]
+        if sent is None:
+            return
+        start = sample["wall"] * 1000.0 + sent
+        end = sample["wall"] * 1000.0 + (sample["close_ms"] or sample["terminal_ms"] or sent)
         self.first_sent = start if self.first_sent is None else min(self.first_sent, start)
         self.last_close = end if self.last_close is None else max(self.last_close, end)
 
@@ -128,6 +200,10 @@ class EndpointMetrics:
         return self.outcomes.get(INCOMPLETE, 0)
 
     @property
+    def censored(self) -> int:
+        return self.outcomes.get(CENSORED, 0)
+
+    @property
     def ok(self) -> int:
         return self.outcomes.get(OK, 0)
 
@@ -136,6 +212,24 @@ class EndpointMetrics:
             return None
         return max((self.last_close - self.first_sent) / 1000.0, 1e-6)
 
+    def token_source(self) -> str | None:
+        sources = [s for s, n in self.token_sources.items() if n]
+        if not sources:
+            return None
+        return sources[0] if len(sources) == 1 else "mixed"
+
+    def slo_summary(self, window: float | None) -> dict[str, Any] | None:
+        if not self.objectives:
+            return None
+        return {
+            "objectives": dict(self.objectives),
+            "itl_ms_is": "the request's worst gap between content deltas",
+            "attained": self.attained,
+            "requests": self.requests,
+            "attainment": round(self.attained / self.requests, 6) if self.requests else 0.0,
+            "goodput_rps": round(self.attained / window, 3) if window else 0.0,
+        }
+
     def summary(self) -> dict[str, Any]:
         window = self.window_s()
         out: dict[str, Any] = {
@@ -143,16 +237,23 @@ class EndpointMetrics:
             "ok": self.ok,
             "errors": self.errors,
             "incomplete": self.incomplete,
+            "censored": self.censored,
             "error_rate": round((self.errors + self.incomplete) / self.requests, 6)
             if self.requests
             else 0.0,
             "outcomes": dict(sorted(self.outcomes.items())),
             "output_tokens": self.tokens,
+            "token_source": self.token_source(),
+            "token_sources": dict(sorted(self.token_sources.items())),
         }
         for name in LATENCIES:
             out[name] = self.dist[name].summary()
+        out["censored_elapsed_ms"] = self.censored_elapsed.summary()
         out["tokens_per_s"] = round(self.tokens / window, 3) if window else 0.0
         out["requests_per_s"] = round(self.ok / window, 3) if window else 0.0
+        out["window_s"] = round(window, 3) if window else None
+        out["conformance"] = self.conformance.summary()
+        out["slo"] = self.slo_summary(window)
         return out
 
 
@@ -161,16 +262,19 @@ class RunMetrics:
 
     LATE_MS = 10.0
 
-    def __init__(self) -> None:
+    def __init__(self, objectives: dict[str, float] | None = None) -> None:
+        self.objectives = dict(objectives or {})
         self.endpoints: dict[str, EndpointMetrics] = {}
         self.dispatch = Distribution()
         self.late = 0
         self.scheduled = 0  # open-loop arrivals (including dropped ones)
 
     def add(self, sample: dict[str, Any], open_loop: bool = False) -> None:
-        ep = self.endpoints.setdefault(sample["endpoint"], EndpointMetrics())
+        ep = self.endpoints.get(sample["endpoint"])
+        if ep is None:
+            ep = self.endpoints[sample["endpoint"]] = EndpointMetrics(self.objectives)
         ep.add(sample)
-        if open_loop and sample["outcome"] != CANCELLED:
+        if open_loop:
             self.scheduled += 1
             lag = sample["dispatch_ms"]
             if sample["outcome"] == DROPPED or lag is None:

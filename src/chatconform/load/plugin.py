@@ -3,17 +3,25 @@
 Imported by the locustfile (``loadtests/locustfile.py``), so it runs inside Locust's processes:
 the local runner, or a master and its workers. The master (or the local process) owns the
 Aggregator; workers ship raw samples to it with a custom message. The run's end is driven here
-(``--run-time`` is taken over from Locust): ``runner.stop()`` first, which on a master waits
-until every worker has stopped, and workers flush their last samples before they report
-stopped, so no sample is lost to Locust's 0.5 s quit grace; then ``runner.quit()``.
+(``--run-time`` is taken over from Locust). When the run time is reached every process stops
+starting requests (a master tells its workers with a custom message) and waits until the
+requests in flight have ended, at most one stream timeout plus a little (each request is bounded
+by its own stream deadline anyway); workers say when they have drained. Only then
+``runner.stop()`` (which on a master waits until every worker has stopped; workers flush their
+last samples before they report stopped, so no sample is lost to Locust's 0.5 s quit grace) and
+``runner.quit()``. A request still in flight at ``runner.stop()`` (an interrupt, the grace ran
+out) is recorded as censored with its elapsed time, never dropped.
 """
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import logging
 import os
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,24 +31,31 @@ from locust import events
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
+from chatconform.load import conformance
+from chatconform.load import slo as slo_mod
 from chatconform.load import summary as summary_mod
 from chatconform.load import thresholds as th
 from chatconform.load.collect import (
+    DRAIN_SLACK_S,
+    DRAINED_MSG,
     FLUSH_S,
     HEALTH_MSG,
     PROGRESS_PREFIX,
     SAMPLES_MSG,
+    STOP_MSG,
     SUMMARY_PREFIX,
     Aggregator,
     WorkerSink,
 )
 from chatconform.load.health import HealthMonitor
 from chatconform.load.openloop import ARRIVALS
-from chatconform.load.timeline import CANCELLED, DROPPED, OK, Timeline
+from chatconform.load.timeline import CENSORED, DROPPED, OK, Timeline
+from chatconform.record import Exchange
 from chatconform.target import Limits, Target, TargetError, resolve_target
 
 log = logging.getLogger("chatconform.load")
 PROGRESS_S = 2.0
+EVIDENCE_PER_RULE = 1  # full evidence (request, frames, curl) kept per rule and process
 
 
 @dataclass
@@ -60,10 +75,17 @@ class Settings:
     max_bytes: int = 8 * 1024 * 1024
     run_time: float | None = None
     gates: list[th.Threshold] = field(default_factory=list)
+    objectives: dict[str, float] = field(default_factory=dict)
+    checks: bool = True  # judge every stream with the suites' checks
+    ask_usage: bool = True  # stream_options.include_usage on completions
 
     @classmethod
     def from_options(cls, opts: Any) -> Settings:
         gates = th.from_values({k: getattr(opts, "cc_" + k, None) for k in th.GATES})
+        try:
+            objectives = slo_mod.parse(getattr(opts, "cc_slo", None))
+        except slo_mod.SLOError as exc:
+            raise SystemExit(f"chatconform: {exc}") from None
         return cls(
             endpoint=opts.cc_endpoint,
             rate=float(opts.cc_rate or 0.0),
@@ -77,6 +99,9 @@ class Settings:
             stream_timeout=float(opts.cc_stream_timeout),
             max_bytes=int(opts.cc_max_bytes),
             gates=gates,
+            objectives=objectives,
+            checks=not getattr(opts, "cc_no_checks", False),
+            ask_usage=not getattr(opts, "cc_no_usage", False),
         )
 
     def public(self) -> dict[str, Any]:
@@ -90,6 +115,9 @@ class Settings:
             "timeout_s": self.timeout,
             "stream_timeout_s": self.stream_timeout,
             "max_bytes": self.max_bytes,
+            "conformance_checks": self.checks,
+            "include_usage": self.ask_usage,
+            "slo": dict(self.objectives) or None,
         }
 
 
@@ -113,6 +141,17 @@ class LoadContext:
         self._target: Target | None = None
         self.started: float | None = None
         self.finished = False
+        self.stopping = False  # the run time is reached: no new request starts
+        self.inflight = 0
+        self.check_clock = conformance.CheckClock()
+        self._ids = itertools.count(1)
+        self._evidence: dict[str, int] = {}
+        self.drained_workers: set[int] = set()
+
+    @property
+    def drain_s(self) -> float:
+        """How long the requests in flight at the end may take to finish."""
+        return self.settings.stream_timeout + DRAIN_SLACK_S
 
     # -- target -------------------------------------------------------------------------------
 
@@ -151,11 +190,65 @@ class LoadContext:
 
     # -- samples ------------------------------------------------------------------------------
 
+    @contextlib.contextmanager
+    def in_flight(self) -> Iterator[None]:
+        self.inflight += 1
+        try:
+            yield
+        finally:
+            self.inflight -= 1
+
+    # -- conformance --------------------------------------------------------------------------
+
+    def judge_session(self, tl: Timeline, ex: Exchange, session_id: str, content: str) -> None:
+        self._judge(tl, ex, conformance.check_session, session_id, content)
+
+    def judge_completion(self, tl: Timeline, ex: Exchange) -> None:
+        self._judge(tl, ex, conformance.check_completion, self.target.agent_id or "")
+
+    def _judge(self, tl: Timeline, ex: Exchange, check: Any, *args: Any) -> None:
+        if not self.settings.checks or not conformance.judged(ex):
+            return
+        try:
+            found = self.check_clock.timed(check, ex, *args)
+        except Exception as exc:  # a check's own failure is the harness's, never a violation
+            log.exception("a conformance check failed")
+            tl.error = tl.error or f"conformance check failed: {type(exc).__name__}: {exc}"[:300]
+            return
+        tl.checked = True
+        tl.violations = conformance.summarize(found)
+        if not tl.request_id:
+            tl.request_id = self._next_id()
+        for v in tl.violations:
+            if self._evidence.get(v["rule"], 0) < EVIDENCE_PER_RULE:
+                self._evidence[v["rule"]] = self._evidence.get(v["rule"], 0) + 1
+                self._keep_evidence(tl, ex, v)
+
+    def _keep_evidence(self, tl: Timeline, ex: Exchange, violation: dict[str, str]) -> None:
+        evidence = {
+            "request_id": tl.request_id,
+            "endpoint": tl.endpoint,
+            **violation,
+            "reproduce": ex.curl(self.target),
+            "evidence": ex.evidence(self.target),
+        }
+        if self.aggregator is not None:
+            self.aggregator.add_evidence([evidence])
+        elif self.sink is not None:
+            self.sink.add_evidence(evidence)
+
+    def _next_id(self) -> str:
+        return f"{self.worker_index}-{next(self._ids)}"
+
+    # -- samples ------------------------------------------------------------------------------
+
     def record(self, tl: Timeline) -> None:
         """Report a finished timeline to Locust's stats and to the merge point."""
         if self.finished:
             return
         tl.worker = self.worker_index
+        if not tl.request_id:
+            tl.request_id = self._next_id()
         self._fire(tl)
         sample = tl.to_sample(self.target.redact)
         if self.aggregator is not None:
@@ -164,7 +257,7 @@ class LoadContext:
             self.sink.add(sample)
 
     def _fire(self, tl: Timeline) -> None:
-        if tl.outcome in (CANCELLED, DROPPED) or tl.t_sent is None:
+        if tl.outcome in (CENSORED, DROPPED) or tl.t_sent is None:
             return
         fire = self.environment.events.request.fire
         ep = tl.endpoint
@@ -237,9 +330,31 @@ class LoadContext:
         runner = self.environment.runner
         if runner is None:
             return
-        log.info("chatconform: run time reached, stopping")
+        log.info("chatconform: run time reached; no new requests, waiting for those in flight")
+        self.stopping = True
+        if self.role == "master":
+            runner.send_message(STOP_MSG, None)
+            expected = max(len(getattr(runner, "clients", {}) or {}), 1)
+            self._wait(lambda: len(self.drained_workers) >= expected)
+        else:
+            self._wait(lambda: self.inflight == 0)
         runner.stop()  # a master waits here until every worker reported stopped
         runner.quit()
+
+    def _wait(self, done: Any) -> None:
+        deadline = time.monotonic() + self.drain_s
+        while not done() and time.monotonic() < deadline:
+            gevent.sleep(0.02)
+
+    def drain_then_report(self) -> None:
+        """A worker told to stop: wait for its requests in flight, then tell the master."""
+        self.stopping = True
+        self._wait(lambda: self.inflight == 0)
+        if self.sink is not None:
+            self.sink.flush()
+        runner = self.environment.runner
+        if runner is not None:
+            runner.send_message(DRAINED_MSG, {"worker": self.worker_index})
 
     def finish(self) -> dict[str, Any] | None:
         """Master/local, at quitting: write load-summary.json; returns it."""
@@ -248,7 +363,7 @@ class LoadContext:
         self.finished = True
         agg = self.aggregator
         self.health.stop()
-        agg.add_health(self.health.report())
+        agg.add_health(self.health.report() | self.check_clock.report())
         agg.close()
         settings = self.settings.public()
         settings["workers"] = (
@@ -260,6 +375,8 @@ class LoadContext:
         settings["target"] = self.target.public()
         result = summary_mod.build(agg.metrics, agg.health, self.settings.gates, settings)
         result["samples"] = agg.samples
+        if agg.evidence_count:
+            result["violation_evidence"] = agg.evidence_path.name
         path = summary_mod.write(self.settings.report_dir, result)
         for line in summary_mod.lines(result):
             print(SUMMARY_PREFIX + line, flush=True)
@@ -308,6 +425,21 @@ def _options(parser: Any) -> None:
     g.add_argument("--cc-timeout", type=float, default=10.0, help="seconds per connect/read")
     g.add_argument("--cc-stream-timeout", type=float, default=30.0, help="seconds per stream")
     g.add_argument("--cc-max-bytes", type=int, default=8 * 1024 * 1024, help="byte cap per stream")
+    g.add_argument(
+        "--cc-slo",
+        default=None,
+        help="per-request objectives, e.g. ttft_ms=250,itl_ms=50,tpot_ms=30,e2e_ms=2000",
+    )
+    g.add_argument(
+        "--cc-no-checks",
+        action="store_true",
+        help="do not judge the streams with the conformance checks (calibration only)",
+    )
+    g.add_argument(
+        "--cc-no-usage",
+        action="store_true",
+        help="do not ask completions for stream_options.include_usage",
+    )
     for option in th.GATES:
         g.add_argument(
             "--cc-" + option.replace("_", "-"),
@@ -339,18 +471,28 @@ def _init(environment: Environment, **_kw: Any) -> None:
         return
     settings = Settings.from_options(opts)
     _select_users(environment, settings)
+    if settings.checks:
+        conformance.warm_up()
     ctx = CONTEXT = LoadContext(environment, settings)
     runner = environment.runner
     if ctx.role in ("master", "local"):
         if getattr(opts, "run_time", None):
             settings.run_time = float(opts.run_time)
             opts.run_time = None  # this plugin stops the run itself (see the module docstring)
-        ctx.aggregator = Aggregator(settings.report_dir, open_loop=bool(settings.rate))
+        ctx.aggregator = Aggregator(
+            settings.report_dir, open_loop=bool(settings.rate), objectives=settings.objectives
+        )
     if ctx.role == "master" and runner is not None:
-        runner.register_message(SAMPLES_MSG, lambda msg, **_: ctx.aggregator.add(msg.data))  # type: ignore[union-attr]
-        runner.register_message(HEALTH_MSG, lambda msg, **_: ctx.aggregator.add_health(msg.data))  # type: ignore[union-attr]
+        agg = ctx.aggregator
+        assert agg is not None
+        runner.register_message(SAMPLES_MSG, lambda msg, **_: agg.add_batch(msg.data))
+        runner.register_message(HEALTH_MSG, lambda msg, **_: agg.add_health(msg.data))
+        runner.register_message(
+            DRAINED_MSG, lambda msg, **_: ctx.drained_workers.add(msg.data["worker"])
+        )
     if ctx.role == "worker" and runner is not None:
         ctx.sink = WorkerSink(runner.send_message)
+        runner.register_message(STOP_MSG, lambda msg, **_: gevent.spawn(ctx.drain_then_report))
 
 
 @events.test_start.add_listener
@@ -377,7 +519,8 @@ def _test_stop(environment: Environment, **_kw: Any) -> None:
     if not ctx.finished:  # one health report per worker
         ctx.finished = True
         ctx.health.stop()
-        environment.runner.send_message(HEALTH_MSG, ctx.health.report())  # type: ignore[union-attr]
+        report = ctx.health.report() | ctx.check_clock.report()
+        environment.runner.send_message(HEALTH_MSG, report)  # type: ignore[union-attr]
 
 
 @events.quitting.add_listener

@@ -7,9 +7,11 @@ the few keys it needs (``key = value`` lines, ``#`` comments) and lets its own f
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from chatconform.load import slo as slo_mod
+from chatconform.load.thresholds import GATES
 from chatconform.paths import resource
 
 _TIMESPAN = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
@@ -45,6 +47,8 @@ class Profile:
     endpoint: str | None = None
     rate: float | None = None
     arrival: str | None = None
+    gates: dict[str, float] = field(default_factory=dict)  # e.g. max_violation_rate: 0
+    slo: dict[str, float] = field(default_factory=dict)
 
 
 def loadtests_dir() -> Path:
@@ -82,6 +86,11 @@ def load(name: str | None) -> Profile:
         if f.strip()
     )
     try:
+        gates = {
+            option: float(conf["cc-" + option.replace("_", "-")])
+            for option in GATES
+            if "cc-" + option.replace("_", "-") in conf
+        }
         return Profile(
             name=name,
             locustfiles=files,
@@ -91,6 +100,8 @@ def load(name: str | None) -> Profile:
             endpoint=conf.get("cc-endpoint"),
             rate=float(conf["cc-rate"]) if "cc-rate" in conf else None,
             arrival=conf.get("cc-arrival"),
+            gates=gates,
+            slo=slo_mod.parse(conf.get("cc-slo")),
         )
     except ValueError as exc:
         raise ProfileError(f"profile {name!r} ({path}): {exc}") from None

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from chatconform.load.collect import PROGRESS_PREFIX, SUMMARY_PREFIX
+from chatconform.load.collect import DRAIN_SLACK_S, PROGRESS_PREFIX, SUMMARY_PREFIX
+from chatconform.load.slo import render as slo_render
 from chatconform.target import Target, target_environ
 
 START_GRACE_S = 60.0  # start-up, worker connection and shutdown on top of the run time
@@ -41,6 +42,8 @@ class Plan:
     turns: int = 3
     workers: int = 0
     gates: dict[str, float] = field(default_factory=dict)
+    objectives: dict[str, float] = field(default_factory=dict)
+    checks: bool = True
 
     def command(self) -> list[str]:
         d = self.report_dir
@@ -65,6 +68,10 @@ class Plan:
             cmd += ["--cc-seed", str(self.seed)]
         for option, value in self.gates.items():
             cmd += ["--cc-" + option.replace("_", "-"), f"{value:g}"]
+        if self.objectives:
+            cmd += ["--cc-slo", slo_render(self.objectives)]
+        if not self.checks:
+            cmd += ["--cc-no-checks"]
         return cmd
 
     def environ(self) -> dict[str, str]:
@@ -139,7 +146,8 @@ def run_locust(plan: Plan, progress: Progress) -> tuple[int, str]:
 
         reader = threading.Thread(target=pump, daemon=True)
         reader.start()
-        limit = plan.run_time + START_GRACE_S
+        # the run, then the requests in flight at its end (each within its stream deadline)
+        limit = plan.run_time + plan.target.limits.stream_timeout + DRAIN_SLACK_S + START_GRACE_S
         try:
             code = proc.wait(timeout=limit)
         except subprocess.TimeoutExpired:

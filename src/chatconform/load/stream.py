@@ -1,9 +1,10 @@
-"""Send one request and read its event stream as bytes arrive, filling a Timeline.
+"""Send one streamed request through the shared reader and turn what came back into a Timeline.
 
-httpx (sync; cooperative under Locust's gevent monkey-patching) hands over each socket read
-as it comes (``iter_raw``), unlike ``FastHttpSession.iter_lines`` which gathers ~1 KB blocks.
-Every request is bounded: connect/read/pool timeouts (``Limits.timeout``), a whole-stream
-deadline (``Limits.stream_timeout``) and a byte cap (``Limits.max_body_bytes``).
+The read itself is chatconform.reader's (the conformance client's too): httpx (sync; cooperative
+under Locust's gevent monkey-patching) hands over each socket read as it comes, the SSE parser
+stamps every event with its read's arrival time, and the whole exchange is bounded, headers
+included (connect/read/pool timeouts, a whole-exchange deadline with a watchdog, a byte cap).
+The Exchange it records is what the conformance checks judge and what the timeline is read from.
 """
 
 from __future__ import annotations
@@ -17,17 +18,18 @@ from typing import Any
 import httpx
 
 from chatconform.load.timeline import (
-    CANCELLED,
+    CENSORED,
     CLASSIFIERS,
     HTTP_ERROR,
     INCOMPLETE,
     TRANSPORT_ERROR,
     Timeline,
+    usage_tokens,
 )
-from chatconform.record import StreamRecord
+from chatconform.reader import read_exchange
+from chatconform.record import Exchange, excerpt
 from chatconform.target import Target
 
-ERROR_BODY_BYTES = 2048
 now = time.perf_counter_ns
 
 
@@ -55,103 +57,70 @@ def call_json(
 ) -> tuple[int | None, Any, str | None, float]:
     """A plain JSON call (session create/end): (status, parsed body, error, elapsed ms)."""
     t0 = now()
-    try:
-        content = None if body is None else json.dumps(body).encode()
-        headers = {"Content-Type": "application/json"} if content is not None else {}
-        response = client.request(method, target.url(path), content=content, headers=headers)
-    except httpx.HTTPError as exc:
-        return None, None, f"{type(exc).__name__}: {exc}", (now() - t0) / 1e6
+    content = None if body is None else json.dumps(body).encode()
+    headers = {"Content-Type": "application/json"} if content is not None else {}
+    request = client.build_request(method, target.url(path), content=content, headers=headers)
+    ex = Exchange(method, str(request.url), dict(request.headers), content)
+    read_exchange(client, request, ex, target.limits, target.redact)
     elapsed = (now() - t0) / 1e6
-    try:
-        parsed = response.json()
-    except ValueError:
-        parsed = None
-    return response.status_code, parsed, None, elapsed
+    if ex.status is None:
+        return None, None, ex.error, elapsed
+    return ex.status, ex.json(), ex.error, elapsed
 
 
-def stream_into(
+def stream_exchange(
     tl: Timeline, client: httpx.Client, target: Target, path: str, body: dict[str, Any]
-) -> Timeline:
-    """POST ``body`` to ``path`` expecting an event stream; record everything into ``tl``."""
-    classify = CLASSIFIERS[tl.endpoint]
-    lim = target.limits
-    request = client.build_request(
-        "POST",
-        target.url(path),
-        content=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json", "Accept": "text/event-stream"},
-    )
+) -> Exchange:
+    """POST ``body`` to ``path`` expecting an event stream; the timeline is filled from it.
+
+    A BaseException (the run stopping: GreenletExit, KeyboardInterrupt) while the request is in
+    flight marks the timeline CENSORED with its elapsed time, then propagates.
+    """
+    content = json.dumps(body).encode()
+    headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
+    request = client.build_request("POST", target.url(path), content=content, headers=headers)
+    ex = Exchange("POST", str(request.url), dict(request.headers), content)
     tl.t_sent = now()
     if tl.t_dispatch is None:
         tl.t_dispatch = tl.t_sent
-    deadline = tl.t_sent + int(lim.stream_timeout * 1e9)
     try:
-        try:
-            response = client.send(request, stream=True)
-        except httpx.HTTPError as exc:
-            tl.outcome = TRANSPORT_ERROR
-            tl.error = f"{type(exc).__name__}: {exc}"[:300]
-            return tl
-        try:
-            tl.t_headers = now()
-            tl.status = response.status_code
-            ctype = response.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-            if response.status_code != 200 or ctype != "text/event-stream":
-                tl.outcome = HTTP_ERROR
-                tl.error = f"HTTP {response.status_code} {ctype}: " + _head(response)
-                return tl
-            _read(tl, response, classify, deadline, lim.max_body_bytes)
-        finally:
-            response.close()
-    except Exception as exc:  # a bug or an exotic failure: record it, never crash the user
-        tl.outcome = TRANSPORT_ERROR if tl.t_headers is None else INCOMPLETE
-        tl.error = f"{type(exc).__name__}: {exc}"[:300]
+        read_exchange(client, request, ex, target.limits, target.redact)
+    except Exception as exc:  # a harness bug or an exotic failure: record it, never crash the user
+        ex.error = f"{type(exc).__name__}: {exc}"[:300]
+        ex.t_end_ns = now()
     except BaseException:  # GreenletExit, KeyboardInterrupt: the run is stopping
-        if tl.t_terminal is None:
-            tl.outcome = CANCELLED
-        raise
-    finally:
+        tl.outcome = CENSORED
         tl.t_close = now()
-    return tl
+        tl.error = "the run ended while the request was in flight"
+        raise
+    observe(tl, ex)
+    return ex
 
 
-def _read(tl: Timeline, response: httpx.Response, classify: Any, deadline: int, cap: int) -> None:
-    record = StreamRecord()
-    ended_by = "eof"
-    try:
-        for chunk in response.iter_raw():
-            t = now()
-            tl.bytes += len(chunk)
-            done = tl.on_events(record.feed(chunk, t), classify)
-            if tl.bytes > cap:
-                ended_by = "byte-cap"
-                if not done:
-                    tl.error = f"stream exceeded {cap} bytes"
-                break
-            if t > deadline:
-                ended_by = "timeout"
-                if not done:
-                    tl.error = "stream still open at the stream deadline"
-                break
-    except httpx.HTTPError as exc:
-        ended_by = "transport-error"
-        if tl.t_terminal is None:
-            tl.error = f"{type(exc).__name__} after {len(tl.content)} deltas: {exc}"[:300]
-    record.close(ended_by)
+def observe(tl: Timeline, ex: Exchange) -> None:
+    """Fill ``tl`` from a finished exchange: timestamps, events, outcome, output tokens."""
+    tl.t_sent = ex.t_start_ns
+    tl.t_headers = ex.t_headers_ns
+    tl.t_close = ex.t_end_ns
+    tl.status = ex.status
+    if ex.status is None:
+        tl.outcome = TRANSPORT_ERROR
+        tl.error = (ex.error or "no response")[:300]
+        return
+    if ex.status != 200 or ex.stream is None:
+        tl.outcome = HTTP_ERROR
+        tl.bytes = len(ex.body)
+        ctype = ex.media_type or "(no content-type)"
+        tl.error = f"HTTP {ex.status} {ctype}: " + excerpt(ex.body, 300)
+        return
+    rec = ex.stream
+    tl.bytes = rec.parser.bytes_seen
+    tl.on_events(rec.events, CLASSIFIERS[tl.endpoint])
+    if tl.endpoint == "completions":
+        tl.usage_tokens = usage_tokens(rec.events)
     if tl.t_terminal is None:
         tl.outcome = INCOMPLETE
-        if tl.error is None:
-            tl.error = f"no terminal frame ({len(tl.content)} deltas, ended by {ended_by})"
-
-
-def _head(response: httpx.Response) -> str:
-    """The start of an error body, bounded."""
-    got = bytearray()
-    try:
-        for chunk in response.iter_raw():
-            got += chunk
-            if len(got) >= ERROR_BODY_BYTES:
-                break
-    except httpx.HTTPError:
-        pass
-    return bytes(got[:300]).decode("utf-8", "replace")
+        tl.error = ex.error or (
+            f"no terminal frame ({len(tl.content)} deltas, ended by {rec.ended_by})"
+        )
+        tl.error = tl.error[:300]

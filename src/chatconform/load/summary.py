@@ -2,8 +2,9 @@
 
 Verdicts: PASS; FAIL when a threshold is broken or no request completed; INVALID when the
 figures cannot be trusted: open loop with more than 1 % of requests sent over 10 ms late, or
-a broken threshold while the client itself was saturated (then the client, not the server,
-may be what was slow).
+a latency threshold broken while the client itself was saturated (then the client, not the
+server, may be what was slow). A broken conformance gate (``--max-violation-rate``) is FAIL
+whatever the client's health: a stream that breaks a rule does so at any speed.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 from chatconform.load import thresholds as th
 from chatconform.load.health import merge as merge_health
-from chatconform.load.metrics import DEFINITIONS, RunMetrics
+from chatconform.load.metrics import DEFINITIONS, LATENCIES, RunMetrics
 
 SUMMARY_FILE = "load-summary.json"
 SAMPLES_FILE = "requests.jsonl"
@@ -42,19 +43,21 @@ def build(
         reasons.append("no request completed")
     broken = [r for r in results if not r["passed"]]
     for r in broken:
-        reasons.append(f"{r['endpoint']} {r['name']} {r['value']} > {r['limit']:g}")
+        reasons.append(reason(r, endpoints[r["endpoint"]]))
     late = client["late_share"]
     if late is not None and late > MAX_LATE_SHARE:
         invalid.append(
             f"{late:.1%} of requests were sent more than {RunMetrics.LATE_MS:g} ms late "
             f"(> {MAX_LATE_SHARE:.0%}): the client could not keep the schedule"
         )
-    if broken and client["saturated"]:
+    timing = [r for r in broken if not r["name"].startswith("conformance")]
+    if timing and client["saturated"]:
         invalid.append(
             "a threshold broke while the client was saturated: "
             + "; ".join(client["saturation_reasons"])
         )
-    if invalid:
+    conformance_broken = len(timing) < len(broken)
+    if invalid and not conformance_broken:
         verdict = "INVALID"
     elif reasons:
         verdict = "FAIL"
@@ -71,6 +74,37 @@ def build(
         "client": client,
         "definitions": DEFINITIONS,
     }
+
+
+def rules_text(conf: dict[str, Any]) -> str:
+    """ "SSE-5 on 12 of 240 checked streams (5.00%), MSG-5 on 1 (0.42%)"."""
+    checked = conf["checked"] or 1
+    parts = []
+    for n, (rule, count) in enumerate(sorted(conf["by_rule"].items(), key=lambda kv: -kv[1])):
+        share = f"{count / checked:.2%}"
+        if n == 0:
+            parts.append(f"{rule} on {count} of {conf['checked']} checked streams ({share})")
+        else:
+            parts.append(f"{rule} on {count} ({share})")
+    return ", ".join(parts)
+
+
+def reason(result: dict[str, Any], endpoint: dict[str, Any]) -> str:
+    """Why one threshold broke, in words (the rule and share for conformance)."""
+    head = f"{result['endpoint']} {result['name']} {result['value']}"
+    head += f" < {result['limit']:g}" if result.get("at_least") else f" > {result['limit']:g}"
+    if result["name"] == "conformance.violation_rate" and result["value"]:
+        conf = endpoint["conformance"]
+        text = f"{head}: {rules_text(conf)}"
+        example = conf.get("example")
+        if example:
+            text += (
+                f"; e.g. request {example['request_id']}: {example['rule']} {example['message']}"
+            )
+        return text
+    if result.get("reason"):
+        head += f" ({result['reason']})"
+    return head
 
 
 def write(report_dir: Path, summary: dict[str, Any]) -> Path:
@@ -98,21 +132,53 @@ def lines(summary: dict[str, Any]) -> list[str]:
     for name, ep in summary["endpoints"].items():
         out.append(
             f"{name}: {ep['requests']} requests, {ep['ok']} ok, {ep['errors']} errors, "
-            f"{ep['incomplete']} incomplete; {ep['requests_per_s']:.2f} req/s, "
-            f"{ep['tokens_per_s']:.1f} tokens/s"
+            f"{ep['incomplete']} incomplete, {ep.get('censored', 0)} censored; "
+            f"{ep['requests_per_s']:.2f} req/s, {ep['tokens_per_s']:.1f} tokens/s "
+            f"(tokens from {ep.get('token_source') or '-'})"
         )
+        conf = ep.get("conformance")
+        if conf:
+            text = (
+                f"  conformance: {conf['checked']} streams checked, {conf['violating']} violating "
+                f"({conf['violation_rate']:.2%})"
+            )
+            if conf["by_rule"]:
+                text += ": " + rules_text(conf)
+            out.append(text)
+            if conf.get("example"):
+                ex = conf["example"]
+                out.append(f"  e.g. request {ex['request_id']}: {ex['rule']} {ex['message']}")
+        slo = ep.get("slo")
+        if slo:
+            out.append(
+                f"  slo {','.join(f'{k}={v:g}' for k, v in slo['objectives'].items())}: "
+                f"{slo['attained']} of {slo['requests']} attained ({slo['attainment']:.2%}), "
+                f"goodput {slo['goodput_rps']:.2f} req/s (itl_ms = worst gap per request)"
+            )
+        cens = ep.get("censored_elapsed_ms") or {}
+        if cens.get("count"):
+            out.append(
+                f"  censored: {cens['count']} in flight at the end, elapsed max {cens['max']} ms"
+            )
         out.append(
             f"  {'metric':8} {'count':>7} {'mean':>9} {'p50':>9} {'p90':>9} {'p95':>9} "
             f"{'p99':>9} {'p99.9':>9} {'max':>9}  definition"
         )
-        for metric in ("ttfb_ms", "ttft_ms", "itl_ms", "tpot_ms", "e2e_ms"):
-            d = ep[metric]
+        for metric in LATENCIES:
+            d = ep.get(metric)
+            if d is None:
+                continue
             cells = " ".join(
                 f"{_fmt(d[k]):>9}" for k in ("mean", "p50", "p90", "p95", "p99", "p99.9", "max")
             )
             out.append(f"  {metric:8} {d['count']:>7} {cells}  {summary['definitions'][metric]}")
     c = summary["client"]
     client = f"client: cpu {c['cpu_percent']}%, loop lag p99 {c['loop_lag_p99_ms']} ms"
+    if c.get("checked_events"):
+        client += (
+            f", checks {c['check_cpu_s']} s for {c['checked_events']} events "
+            f"({c['check_us_per_event']} µs/event)"
+        )
     if c.get("late_share") is not None:
         lag = c["dispatch_lag_ms"] or {}
         client += (
@@ -124,9 +190,12 @@ def lines(summary: dict[str, Any]) -> list[str]:
     out.append(client)
     for r in summary["thresholds"]:
         mark = "ok  " if r["passed"] else "FAIL"
+        bound = "at least" if r.get("at_least") else "limit"
         out.append(
-            f"threshold {mark} {r['endpoint']} {r['name']} = {r['value']} (limit {r['limit']:g})"
+            f"threshold {mark} {r['endpoint']} {r['name']} = {r['value']} ({bound} {r['limit']:g})"
         )
-    for reason in summary["invalid_reasons"]:
-        out.append(f"INVALID: {reason}")
+    for why in summary["reasons"]:
+        out.append(f"FAIL: {why}")
+    for why in summary["invalid_reasons"]:
+        out.append(f"INVALID: {why}")
     return out

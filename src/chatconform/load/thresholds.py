@@ -1,16 +1,27 @@
-"""Release gates: limits on latency percentiles and the error rate, checked per endpoint."""
+"""Release gates per endpoint: latency percentiles, error and violation rates, SLO attainment."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
-# option dest -> (metric, statistic); error_rate is a plain fraction, (errors + incomplete) / requests
+# option dest -> (metric, statistic); error_rate is a plain fraction, (errors + incomplete) /
+# requests. A max_* gate holds when value <= limit, a min_* gate when value >= limit.
 GATES: dict[str, tuple[str, str]] = {
     "max_ttft_p95_ms": ("ttft_ms", "p95"),
     "max_itl_p99_ms": ("itl_ms", "p99"),
     "max_e2e_p95_ms": ("e2e_ms", "p95"),
     "max_error_rate": ("error_rate", ""),
+    "max_violation_rate": ("conformance", "violation_rate"),
+    "min_slo_attainment": ("slo", "attainment"),
+    "min_goodput_rps": ("slo", "goodput_rps"),
+}
+HELP: dict[str, str] = {
+    "max_error_rate": "limit on (errors + incomplete) / requests",
+    "max_violation_rate": "limit on the share of checked streams that broke a rule "
+    "(verify profile: 0)",
+    "min_slo_attainment": "least share of requests meeting every --slo objective (0-1)",
+    "min_goodput_rps": "least requests per second meeting every --slo objective",
 }
 
 
@@ -26,6 +37,10 @@ class Threshold:
     @property
     def statistic(self) -> str:
         return GATES[self.option][1]
+
+    @property
+    def at_least(self) -> bool:
+        return self.option.startswith("min_")
 
     @property
     def label(self) -> str:
@@ -55,7 +70,10 @@ def evaluate(
                 value = (ep.get(th.metric) or {}).get(th.statistic)
             else:
                 value = ep.get(th.metric)
-            passed = value is not None and value <= th.limit
+            if value is None:
+                passed = False
+            else:
+                passed = value >= th.limit if th.at_least else value <= th.limit
             entry: dict[str, Any] = {
                 "name": th.label,
                 "option": "--" + th.option.replace("_", "-"),
@@ -63,8 +81,13 @@ def evaluate(
                 "limit": th.limit,
                 "value": value,
                 "passed": passed,
+                "at_least": th.at_least,
             }
             if value is None:
-                entry["reason"] = "nothing measured (no complete request)"
+                entry["reason"] = (
+                    "no --slo objectives given"
+                    if th.metric == "slo"
+                    else "nothing measured (no complete request)"
+                )
             results.append(entry)
     return results

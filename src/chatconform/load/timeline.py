@@ -31,10 +31,13 @@ HTTP_ERROR = "http_error"  # a status other than 200, or not text/event-stream
 TRANSPORT_ERROR = "transport_error"  # no response: refused, reset, timeout before headers
 ERROR_EVENT = "error_event"  # the stream ended with event: error (or an OpenAI error chunk)
 INCOMPLETE = "incomplete"  # no terminal frame: EOF, read timeout, byte cap, stream deadline
-CANCELLED = "cancelled"  # the run stopped while the request was in flight (not an attempt)
+# the run ended (interrupt, a worker stopped, the end-of-run grace ran out) while the request was
+# still in flight: an attempt with an unknown end, reported with its elapsed time, never dropped
+CENSORED = "censored"
 DROPPED = "dropped"  # open loop: the in-flight cap was reached, the arrival was not sent
 ERRORS = (HTTP_ERROR, TRANSPORT_ERROR, ERROR_EVENT)
-OUTCOMES = (OK, *ERRORS, INCOMPLETE, CANCELLED, DROPPED)
+OUTCOMES = (OK, *ERRORS, INCOMPLETE, CENSORED, DROPPED)
+TOKEN_SOURCES = ("usage", "chunks")
 
 ENDPOINTS = ("sessions", "completions")
 DONE_DATA = "[DONE]"
@@ -105,6 +108,10 @@ class Timeline:
     error: str | None = None
     bytes: int = 0
     wall: float = field(default_factory=time.time)
+    usage_tokens: int | None = None  # completion_tokens of the server's usage, when it sent one
+    request_id: str = ""
+    checked: bool = False  # the stream went through the conformance checks
+    violations: list[dict[str, str]] = field(default_factory=list)  # {rule, level, message}
 
     def on_events(self, events: list[Event], classify: Callable[[Event], int]) -> bool:
         """Advance with the events one read completed; True once a terminal frame was seen.
@@ -153,22 +160,44 @@ class Timeline:
             "content_ms": [ms(t) for t in self.content],
             "terminal_ms": ms(self.t_terminal),
             "close_ms": ms(self.t_close),
+            "id": self.request_id,
+            "output_tokens": self.output_tokens,
+            "token_source": self.token_source,
+            "checked": self.checked,
+            "violations": [
+                {k: (redact(v) if redact is not None else v) for k, v in f.items()}
+                for f in self.violations
+            ],
         }
+
+    @property
+    def token_source(self) -> str:
+        """ "usage" when the server said how many tokens it produced, else "chunks"."""
+        return "usage" if self.usage_tokens is not None else "chunks"
+
+    @property
+    def output_tokens(self) -> int:
+        return self.usage_tokens if self.usage_tokens is not None else len(self.content)
 
 
 def derived(sample: dict[str, Any]) -> dict[str, float | None]:
-    """The per-request figures of a sample (ms), per the vLLM benchmark's definitions.
+    """The per-request figures of a sample (ms), as vLLM's `bench serve` defines them.
 
     ttfb = headers − sent; ttft = first content delta − sent; e2e = terminal frame − sent;
-    tpot = (last delta − first delta) / (deltas − 1); dispatch lag = first send − intended start.
+    tpot = (e2e − ttft) / (output tokens − 1); stall = the largest gap between content deltas;
+    tail = terminal frame − last content delta; dispatch lag = first send − intended start.
+    Output tokens are the server's usage when it gave one, else the content chunks.
     """
     sent = sample["sent_ms"]
     content = sample["content_ms"]
+    terminal = sample["terminal_ms"]
     out: dict[str, float | None] = {
         "ttfb_ms": None,
         "ttft_ms": None,
         "e2e_ms": None,
         "tpot_ms": None,
+        "stall_ms": None,
+        "tail_ms": None,
         "dispatch_lag_ms": sample["dispatch_ms"],
     }
     if sent is None:
@@ -178,9 +207,17 @@ def derived(sample: dict[str, Any]) -> dict[str, float | None]:
     if content:
         out["ttft_ms"] = content[0] - sent
         if len(content) > 1:
-            out["tpot_ms"] = (content[-1] - content[0]) / (len(content) - 1)
-    if sample["terminal_ms"] is not None:
-        out["e2e_ms"] = sample["terminal_ms"] - sent
+            out["stall_ms"] = max(b - a for a, b in pairwise(content))
+    if terminal is not None:
+        out["e2e_ms"] = terminal - sent
+        if content:
+            out["tail_ms"] = terminal - content[-1]
+    tokens = sample.get("output_tokens")
+    if tokens is None:
+        tokens = len(content)
+    ttft, e2e = out["ttft_ms"], out["e2e_ms"]
+    if ttft is not None and e2e is not None and tokens > 1:
+        out["tpot_ms"] = (e2e - ttft) / (tokens - 1)
     return out
 
 
@@ -188,3 +225,19 @@ def itl_gaps(sample: dict[str, Any]) -> list[float]:
     """Every gap between consecutive content deltas of one request (ms)."""
     content = sample["content_ms"]
     return [b - a for a, b in pairwise(content)]
+
+
+def usage_tokens(events: list[Event]) -> int | None:
+    """``usage.completion_tokens`` of an OpenAI stream (the chunk ``include_usage`` adds), if any."""
+    for ev in reversed(events):
+        if '"usage"' not in ev.data:
+            continue
+        try:
+            chunk = json.loads(ev.data)
+        except ValueError:
+            continue
+        usage = chunk.get("usage") if isinstance(chunk, dict) else None
+        tokens = usage.get("completion_tokens") if isinstance(usage, dict) else None
+        if isinstance(tokens, int) and not isinstance(tokens, bool) and tokens >= 0:
+            return tokens
+    return None

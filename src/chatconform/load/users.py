@@ -2,7 +2,11 @@
 
 Each closed-loop user owns a keep-alive pool of one connection (a user runs one request at a
 time, so the pools add up to the concurrency); the open-loop driver shares one pool sized to
-its in-flight cap. Every request is measured on a Timeline (see chatconform.load.stream).
+its in-flight cap. Every request is read by the shared reader (chatconform.reader), measured on
+a Timeline and judged by the suites' stream checks (chatconform.load.conformance).
+
+At the end of the run no new request starts (``LoadContext.stopping``); requests in flight run to
+their end, or to their own stream deadline, and are counted like any other.
 """
 
 from __future__ import annotations
@@ -16,21 +20,30 @@ from locust import User, constant, task
 
 from chatconform.load.openloop import offsets_ns
 from chatconform.load.plugin import LoadContext, context
-from chatconform.load.stream import call_json, make_client, stream_into
+from chatconform.load.stream import call_json, make_client, stream_exchange
 from chatconform.load.timeline import DROPPED, Timeline
 
 LEAD_NS = 20_000_000  # the open-loop schedule starts this long after the driver does
+IDLE_S = 0.05  # a user with nothing to do once the run is stopping
 
 
-def completion_turn(ctx: LoadContext, http: httpx.Client, t_intended: int) -> None:
-    tl = Timeline("completions", t_intended)
-    body = {
+def completion_body(ctx: LoadContext) -> dict[str, object]:
+    body: dict[str, object] = {
         "model": ctx.target.agent_id,
         "messages": [{"role": "user", "content": ctx.settings.prompt}],
         "stream": True,
     }
+    if ctx.settings.ask_usage:  # OpenAI's way to get the token count; a server may ignore it
+        body["stream_options"] = {"include_usage": True}
+    return body
+
+
+def completion_turn(ctx: LoadContext, http: httpx.Client, t_intended: int) -> None:
+    tl = Timeline("completions", t_intended)
     try:
-        stream_into(tl, http, ctx.target, "/chat/completions", body)
+        with ctx.in_flight():
+            ex = stream_exchange(tl, http, ctx.target, "/chat/completions", completion_body(ctx))
+        ctx.judge_completion(tl, ex)
     finally:
         ctx.record(tl)
 
@@ -52,7 +65,7 @@ def end_session(ctx: LoadContext, http: httpx.Client, sid: str) -> None:
 
 
 def session_turns(ctx: LoadContext, http: httpx.Client, t_intended: int, turns: int) -> None:
-    """Create a session, stream ``turns`` messages into it, end it.
+    """Create a session, stream ``turns`` messages into it (fewer once the run stops), end it.
 
     A failed create is recorded as an http_error/transport_error sample of the endpoint (the
     turn could not be made), so it counts in the error rate.
@@ -68,12 +81,18 @@ def session_turns(ctx: LoadContext, http: httpx.Client, t_intended: int, turns: 
         return
     try:
         for i in range(turns):
+            if i and ctx.stopping:
+                break
             tl = Timeline("sessions", t_intended if i == 0 else time.perf_counter_ns())
             if i == 0:
                 tl.t_dispatch = t_dispatch
-            body = {"content": ctx.settings.prompt, "stream": True}
+            content = ctx.settings.prompt
+            body = {"content": content, "stream": True}
             try:
-                stream_into(tl, http, ctx.target, f"/chat/sessions/{sid}/messages", body)
+                with ctx.in_flight():
+                    path = f"/chat/sessions/{sid}/messages"
+                    ex = stream_exchange(tl, http, ctx.target, path, body)
+                ctx.judge_session(tl, ex, sid, content)
             finally:
                 ctx.record(tl)
     finally:
@@ -99,6 +118,9 @@ class SessionUser(_Streaming):
 
     @task
     def conversation(self) -> None:
+        if self.ctx.stopping:
+            gevent.sleep(IDLE_S)
+            return
         session_turns(self.ctx, self.http, time.perf_counter_ns(), self.ctx.settings.turns)
 
 
@@ -107,6 +129,9 @@ class CompletionUser(_Streaming):
 
     @task
     def complete(self) -> None:
+        if self.ctx.stopping:
+            gevent.sleep(IDLE_S)
+            return
         completion_turn(self.ctx, self.http, time.perf_counter_ns())
 
 
@@ -115,6 +140,7 @@ class OpenLoopUser(User):
 
     One per worker process. Each arrival runs in its own greenlet, so a slow server does not
     delay the next arrival; dispatch lag (first send − intended start) is recorded per request.
+    When the run stops, arrivals stop and the requests in flight are waited for.
     """
 
     wait_time = constant(0)
@@ -134,23 +160,26 @@ class OpenLoopUser(User):
         s = ctx.settings
         if s.rate <= 0:
             raise RuntimeError("OpenLoopUser needs --cc-rate > 0")
+        if ctx.stopping:
+            gevent.sleep(IDLE_S)
+            return
         endpoints = ["sessions", "completions"] if s.endpoint == "both" else [s.endpoint]
         start = time.perf_counter_ns() + LEAD_NS
         arrivals = offsets_ns(s.rate, s.arrival, ctx.worker_index, ctx.workers, s.seed)
-        try:
-            for i, offset in enumerate(arrivals):
-                due = start + offset
-                wait = due - time.perf_counter_ns()
-                if wait > 0:
-                    gevent.sleep(wait / 1e9)
-                endpoint = endpoints[i % len(endpoints)]
-                if self.pool.full():
-                    tl = Timeline(endpoint, due, outcome=DROPPED, error="in-flight cap reached")
-                    ctx.record(tl)
-                    continue
-                self.pool.spawn(self._one, endpoint, due)
-        finally:
-            self.pool.kill(block=True, timeout=5)
+        for i, offset in enumerate(arrivals):
+            due = start + offset
+            wait = due - time.perf_counter_ns()
+            if wait > 0:
+                gevent.sleep(wait / 1e9)
+            if ctx.stopping:
+                break
+            endpoint = endpoints[i % len(endpoints)]
+            if self.pool.full():
+                tl = Timeline(endpoint, due, outcome=DROPPED, error="in-flight cap reached")
+                ctx.record(tl)
+                continue
+            self.pool.spawn(self._one, endpoint, due)
+        self.pool.join(timeout=ctx.drain_s)  # the requests in flight finish and are counted
 
     def _one(self, endpoint: str, due: int) -> None:
         if endpoint == "completions":

@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from chatconform.reference.completions import create_completion
 from chatconform.reference.context import Context
-from chatconform.reference.faults import Switches
+from chatconform.reference.faults import FAULT_HIT, Switches
 from chatconform.reference.problems import ApiError, problem_response
 from chatconform.reference.sessions import create_session, end_session, get_session, messages
 
@@ -35,7 +35,8 @@ def _render(err: ApiError, path: str, switches: Switches) -> Response:
 
 
 class CatchAll:
-    """Turns any unexpected exception into a 500 problem+json (never a traceback body)."""
+    """Turns any unexpected exception into a 500 problem+json (never a traceback body), and
+    draws whether the run's fault hits this request (``--fault-rate``)."""
 
     def __init__(self, app: ASGIApp, switches: Switches) -> None:
         self.app = app
@@ -46,6 +47,7 @@ class CatchAll:
             await self.app(scope, receive, send)
             return
         started = False
+        hit = FAULT_HIT.set(self.switches.draw())  # --fault-rate: this request, or not
 
         async def tracking_send(message: Message) -> None:
             nonlocal started
@@ -64,6 +66,8 @@ class CatchAll:
                 raise
             err = ApiError(500, "internal_error", "the server failed to process the request")
             await _render(err, scope.get("path", ""), self.switches)(scope, receive, send)
+        finally:
+            FAULT_HIT.reset(hit)
 
 
 def build_app(ctx: Context) -> Starlette:

@@ -24,6 +24,16 @@ def _int_at_least(minimum: int) -> Callable[[str], int]:
     return parse
 
 
+def _share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError("must be in (0, 1]")
+    return value
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The reference server's options (shared by ``chatconform serve``)."""
     parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
@@ -68,6 +78,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="break one rule on purpose: " + ", ".join(FAULTS),
     )
     parser.add_argument(
+        "--fault-rate",
+        type=_share,
+        default=1.0,
+        metavar="F",
+        help="the share of requests the --fault hits, drawn per request (default 1: all)",
+    )
+    parser.add_argument(
         "--variation",
         metavar="NAME",
         action="append",
@@ -95,10 +112,13 @@ def serve(args: argparse.Namespace) -> int:
     if unknown:
         valid = ", ".join(VARIATIONS)
         return _usage_error(f"unknown variation {unknown[0]!r}; valid variations: {valid}")
+    fault_rate = getattr(args, "fault_rate", 1.0)
+    if fault_rate < 1.0 and not faults:
+        return _usage_error("--fault-rate needs a --fault")
     from chatconform.reference.server import ServerOptions, run
     from chatconform.reference.settings import Settings
 
-    switches = Switches(faults[0] if faults else None, frozenset(variations))
+    switches = Switches(faults[0] if faults else None, frozenset(variations), fault_rate)
     settings = Settings(args.ttft_ms, args.itl_ms, args.tokens, args.rate_limit_rps, switches)
     options = ServerOptions(args.host, args.port, args.db, args.credentials_out, args.log_level)
     return run(settings, options)

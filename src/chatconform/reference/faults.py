@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 #: fault name -> the rule it breaks and how.
@@ -46,12 +48,18 @@ VARIATIONS: dict[str, str] = {
 }
 
 
+#: whether the fault hits the request being served (set per request by app.CatchAll)
+FAULT_HIT: ContextVar[bool] = ContextVar("chatconform_fault_hit", default=True)
+_DRAWS = random.Random(20261129)  # seeded: the same server run draws the same sequence
+
+
 @dataclass(frozen=True)
 class Switches:
-    """The fault (at most one) and the variations a server run was started with."""
+    """The fault (at most one), the share of requests it hits, and the variations of a run."""
 
     fault: str | None = None
     variations: frozenset[str] = field(default_factory=frozenset)
+    fault_rate: float = 1.0  # the fault hits this share of requests, drawn per request
 
     def __post_init__(self) -> None:
         if self.fault is not None and self.fault not in FAULTS:
@@ -59,11 +67,17 @@ class Switches:
         unknown = sorted(set(self.variations) - set(VARIATIONS))
         if unknown:
             raise ValueError(f"unknown variation(s) {', '.join(unknown)}")
+        if not 0.0 < self.fault_rate <= 1.0:
+            raise ValueError("fault_rate must be in (0, 1]")
 
     def fault_is(self, name: str) -> bool:
-        """True when the run's fault is ``name``."""
+        """True when the run's fault is ``name`` and it hits the request being served."""
         assert name in FAULTS, name
-        return self.fault == name
+        return self.fault == name and FAULT_HIT.get()
+
+    def draw(self) -> bool:
+        """Whether the fault hits the next request (always, at the default rate of 1)."""
+        return self.fault_rate >= 1.0 or _DRAWS.random() < self.fault_rate
 
     def has(self, variation: str) -> bool:
         """True when ``variation`` is switched on."""

@@ -153,6 +153,44 @@ def _conformance_html(s: dict[str, Any]) -> str:
     return "".join(out)
 
 
+def _conformance_slo_html(rows: list[tuple[str, dict[str, Any]]]) -> str:
+    """Per endpoint: streams judged by the conformance checks, and SLO attainment / goodput."""
+    out = [
+        '<h3>Conformance under load</h3><table id="load-conformance"><tr><th>Endpoint</th>'
+        "<th>Checked</th><th>Violating</th><th>Share</th><th>By rule</th><th>Example</th>"
+        "<th>Censored</th><th>SLO</th><th>Attainment</th><th>Goodput req/s</th></tr>"
+    ]
+    for name, ep in rows:
+        c = ep.get("conformance") if isinstance(ep.get("conformance"), dict) else {}
+        by_rule = ", ".join(f"{r} ×{n}" for r, n in (c.get("by_rule") or {}).items()) or "–"
+        ex = c.get("example") if isinstance(c.get("example"), dict) else None
+        example = (
+            f"request {ex.get('request_id')}: {ex.get('rule')} {clip(str(ex.get('message')), 300)}"
+            if ex
+            else "–"
+        )
+        slo = ep.get("slo") if isinstance(ep.get("slo"), dict) else None
+        objectives = (
+            ", ".join(f"{k} ≤ {v:g}" for k, v in (slo.get("objectives") or {}).items())
+            if slo
+            else "–"
+        )
+        share = c.get("violation_rate")
+        share_text = "–" if share is None else f"{share:.2%}"
+        attainment = slo.get("attainment") if slo else None
+        attain_text = "–" if attainment is None else f"{attainment:.2%}"
+        goodput = fmt_num(slo.get("goodput_rps"), 2) if slo else "–"
+        out.append(
+            f"<tr><td>{e(name)}</td><td>{e(fmt_num(c.get('checked')))}</td>"
+            f"<td>{e(fmt_num(c.get('violating')))}</td><td>{e(share_text)}</td>"
+            f"<td>{e(by_rule)}</td><td>{e(example)}</td>"
+            f"<td>{e(fmt_num(ep.get('censored')))}</td><td>{e(objectives)}</td>"
+            f"<td>{e(attain_text)}</td><td>{e(goodput)}</td></tr>"
+        )
+    out.append("</table>")
+    return "".join(out)
+
+
 def _load_html(run: LoadRun) -> str:
     out = ['<h2 id="load">Load</h2>']
     s = run.summary
@@ -200,6 +238,7 @@ def _load_html(run: LoadRun) -> str:
                     cells = "".join(f"<td>{e(fmt_num(m.get(p), 2))}</td>" for p in PCTS)
                     out.append(f"<tr>{lead}<td>{e(label)}</td>{cells}</tr>")
             out.append("</table>")
+        out.append(_conformance_slo_html(rows))
         client = s.get("client")
         if isinstance(client, dict) and client:
             out.append(
@@ -341,6 +380,22 @@ def _load_md(run: LoadRun) -> str:
                 f"{fmt_num(i.get('p99'))} | {fmt_num(e2e.get('p95'))} | "
                 f"{fmt_num(ep.get('tokens_per_s'))} |"
             )
+        lines.append("")
+        for name, ep in rows:
+            c = ep.get("conformance") if isinstance(ep.get("conformance"), dict) else None
+            if c:
+                rules = ", ".join(f"{r} ×{n}" for r, n in (c.get("by_rule") or {}).items())
+                lines.append(
+                    f"- {_md_cell(name)} conformance: {fmt_num(c.get('checked'))} streams checked, "
+                    f"{fmt_num(c.get('violating'))} violating"
+                    + (f" ({_md_cell(rules)})" if rules else "")
+                )
+            slo = ep.get("slo") if isinstance(ep.get("slo"), dict) else None
+            if slo:
+                lines.append(
+                    f"- {_md_cell(name)} SLO attainment {slo.get('attainment', 0):.2%}, goodput "
+                    f"{fmt_num(slo.get('goodput_rps'), 2)} req/s"
+                )
         lines.append("")
     if run.samples and not rows:
         lines += [f"{len(run.samples)} per-request records; plots in summary.html.", ""]
