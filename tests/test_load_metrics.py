@@ -92,8 +92,10 @@ def test_several_tokens_in_one_read_share_its_time() -> None:
     assert s["content_ms"] == [50, 50, 50, 60]
     assert itl_gaps(s) == [0, 0, 10]
     f = derived(s)
-    assert f["tpot_ms"] == pytest.approx(10 / 3)
+    assert f["tpot_ms"] == pytest.approx((61 - 50) / 3)  # (E2E − TTFT) / (tokens − 1)
     assert f["e2e_ms"] == 61
+    assert f["stall_ms"] == 10
+    assert f["tail_ms"] == 1
 
 
 def test_empty_session_delta_is_not_content() -> None:
@@ -186,11 +188,16 @@ def test_distribution_percentiles_and_exact_extremes() -> None:
     assert sub_ms.summary()["max"] == 0.25
 
 
-def test_cancelled_and_dropped_are_not_attempts() -> None:
+def test_dropped_is_not_an_attempt_and_censored_is_counted_with_its_elapsed_time() -> None:
     m = EndpointMetrics()
-    for outcome in ("cancelled", "dropped"):
-        m.add({**run("sessions", [(1, frame("done", {}))]), "outcome": outcome})
+    m.add({**run("sessions", [(1, frame("done", {}))]), "outcome": "dropped"})
     assert m.summary()["requests"] == 0
+    censored = run("sessions", [(1, frame("agent_message", {"delta": "a"})), (900, b"")])
+    m.add({**censored, "outcome": "censored"})
+    out = m.summary()
+    assert (out["requests"], out["censored"], out["ok"]) == (1, 1, 0)
+    assert out["censored_elapsed_ms"]["max"] == 900
+    assert out["ttft_ms"]["count"] == 0  # never in latency
 
 
 def _summary_with(ttft_ms: float, open_loop_lags: list[float] | None = None) -> dict[str, object]:

@@ -20,21 +20,35 @@ from pathlib import Path
 
 import pytest
 
-from chatconform.load.stream import make_client, stream_into
+from chatconform.load import conformance
+from chatconform.load.stream import make_client, stream_exchange
 from chatconform.load.timeline import ERROR_EVENT, INCOMPLETE, OK, Timeline, derived, itl_gaps
 from chatconform.target import Limits, Target
 
 KEY = "flowyte_sk_test_loadtestsecret0001"
 
 
-def chunk(content: str | None = None, role: str | None = None) -> bytes:
+def chunk(content: str | None = None, role: str | None = None, finish: str | None = None) -> bytes:
     delta = {k: v for k, v in (("role", role), ("content", content)) if v is not None}
     body = {
         "id": "c",
         "object": "chat.completion.chunk",
         "created": 1,
         "model": "m",
-        "choices": [{"index": 0, "delta": delta, "finish_reason": None}],
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    }
+    return b"data: " + json.dumps(body).encode() + b"\n\n"
+
+
+def usage_chunk(completion_tokens: int) -> bytes:
+    """OpenAI's last chunk when a request asks stream_options.include_usage: no choices."""
+    body = {
+        "id": "c",
+        "object": "chat.completion.chunk",
+        "created": 1,
+        "model": "m",
+        "choices": [],
+        "usage": {"prompt_tokens": 3, "completion_tokens": completion_tokens, "total_tokens": 9},
     }
     return b"data: " + json.dumps(body).encode() + b"\n\n"
 
@@ -69,9 +83,19 @@ SCRIPTS: dict[str, list[tuple[float, bytes]]] = {
         (0.0, frame("done", eol=b"\r\n")),
     ],
     "nodone": [(0.02, frame("agent_message", "a"))],
+    # two content chunks that carry six tokens, as the server's usage says
+    "usage": [
+        (0.0, chunk(role="assistant", content="")),
+        (0.05, chunk("Hello wor")),
+        (0.03, chunk("ld, again")),
+        (0.0, chunk(finish="stop")),
+        (0.0, usage_chunk(6)),
+        (0.0, DONE),
+    ],
     "error": [(0.02, frame("agent_message", "a")), (0.01, frame("error"))],
 }
 STALL_START_S, STALL_S = 1.0, 2.0
+SLOW_AFTER_S, SLOW_TTFT_S = 1.5, 2.5  # slowtail: requests after 1.5 s wait 2.5 s for a token
 
 
 class ScriptServer:
@@ -81,6 +105,7 @@ class ScriptServer:
         self.loop = asyncio.new_event_loop()
         self.port = 0
         self.first_stall_request: float | None = None
+        self.first_slowtail_request: float | None = None
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -114,15 +139,16 @@ class ScriptServer:
                 name, _, value = line.partition(":")
                 if name.strip().lower() == "content-length":
                     length = int(value.strip())
-            if length:
-                await asyncio.wait_for(reader.readexactly(length), 10)
-            await self._respond(method, path, writer)
+            body = await asyncio.wait_for(reader.readexactly(length), 10) if length else b""
+            await self._respond(method, path, body, writer)
         except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError):
             pass
         finally:
             writer.close()
 
-    async def _respond(self, method: str, path: str, writer: asyncio.StreamWriter) -> None:
+    async def _respond(
+        self, method: str, path: str, body: bytes, writer: asyncio.StreamWriter
+    ) -> None:
         script = path.strip("/").split("/", 1)[0]
         if method == "GET":  # the CLI's preflight: an unknown session
             body = b'{"status": 404}'
@@ -138,18 +164,34 @@ class ScriptServer:
         )
         await writer.drain()
         if script == "stall":
-            await self._stall(writer)
+            await self._stall(writer, b'"stream"' in body)
+            return
+        if script == "slowtail":
+            await self._slowtail(writer)
             return
         for delay, data in SCRIPTS[script]:
             await asyncio.sleep(delay)
             writer.write(data)
             await writer.drain()
 
-    async def _stall(self, writer: asyncio.StreamWriter) -> None:
+    async def _slowtail(self, writer: asyncio.StreamWriter) -> None:
+        """The later a request comes, the slower: the run's last requests are its slowest."""
         now = time.monotonic()
-        if self.first_stall_request is None:
+        if self.first_slowtail_request is None:
+            self.first_slowtail_request = now
+        late = now - self.first_slowtail_request > SLOW_AFTER_S
+        await asyncio.sleep(SLOW_TTFT_S if late else 0.02)
+        writer.write(chunk(role="assistant", content="") + chunk("a"))
+        await writer.drain()
+        await asyncio.sleep(0.005)
+        writer.write(chunk("b") + chunk(finish="stop") + DONE)
+        await writer.drain()
+
+    async def _stall(self, writer: asyncio.StreamWriter, streamed: bool) -> None:
+        now = time.monotonic()
+        if self.first_stall_request is None and streamed:  # the load's, not the preflight's
             self.first_stall_request = now
-        start = self.first_stall_request + STALL_START_S
+        start = (self.first_stall_request or now) + STALL_START_S
         if start <= now < start + STALL_S:
             await asyncio.sleep(start + STALL_S - now)  # the server stalls: nothing moves
         await asyncio.sleep(0.02)
@@ -175,7 +217,7 @@ def measure(server: ScriptServer, script: str, endpoint: str) -> dict[str, objec
     )
     with make_client(target, 1) as http:
         tl = Timeline(endpoint, time.perf_counter_ns())
-        stream_into(tl, http, target, "/x", {"stream": True})
+        stream_exchange(tl, http, target, "/x", {"stream": True})
     return tl.to_sample()
 
 
@@ -218,6 +260,32 @@ def test_incomplete_and_error_streams(server: ScriptServer) -> None:
     assert e["outcome"] == ERROR_EVENT
 
 
+def test_usage_tokens_from_the_server_make_tpot(server: ScriptServer) -> None:
+    """Output tokens come from usage.completion_tokens when the server sends it, and TPOT is
+    (E2E − TTFT) / (tokens − 1) over them; the usage chunk after the finish chunk is conformant."""
+    target = Target(
+        f"http://127.0.0.1:{server.port}/usage", api_key=KEY, agent_id="m",
+        limits=Limits(timeout=5, stream_timeout=10),
+    )  # fmt: skip
+    with make_client(target, 1) as http:
+        tl = Timeline("completions", time.perf_counter_ns())
+        ex = stream_exchange(tl, http, target, "/x", {"stream": True})
+    s = tl.to_sample()
+    assert s["outcome"] == OK
+    assert len(s["content_ms"]) == 2
+    assert (s["output_tokens"], s["token_source"]) == (6, "usage")
+    f = derived(s)
+    assert f["tpot_ms"] == pytest.approx((f["e2e_ms"] - f["ttft_ms"]) / 5)
+    assert f["stall_ms"] >= 30  # the one gap between the two content chunks
+    assert conformance.judged(ex)
+    assert conformance.check_completion(ex, "m") == []
+
+
+def test_a_server_without_usage_counts_chunks(server: ScriptServer) -> None:
+    s = measure(server, "rolefirst", "completions")
+    assert (s["output_tokens"], s["token_source"]) == (2, "chunks")
+
+
 def _clean_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FLOWYTE_", "LOCUST_"))}
     env.pop("CHATCONFORM_REFERENCE_ARGS", None)
@@ -256,3 +324,31 @@ def test_open_loop_shows_a_stalled_server_as_latency(server: ScriptServer, tmp_p
     assert ep["e2e_ms"]["max"] >= 1000
     assert summary["client"]["dispatch_lag_ms"]["count"] >= rate * seconds * 0.7
     assert KEY not in (tmp_path / "requests.jsonl").read_text()
+
+
+def test_the_last_requests_in_flight_are_waited_for_and_counted(
+    server: ScriptServer, tmp_path: Path
+) -> None:
+    """Requests still in flight when the run time is up finish and count: the run's slowest
+    requests come last here, and they are its p99 (they used to be dropped as cancelled)."""
+    env = _clean_env() | {"FLOWYTE_API_KEY": KEY, "FLOWYTE_AGENT_ID": "a"}
+    cmd = [
+        sys.executable, "-m", "chatconform.load", "--endpoint", "completions",
+        "--base-url", f"http://127.0.0.1:{server.port}/slowtail", "--users", "3",
+        "--run-time", "3s", "--report-dir", str(tmp_path), "--timeout", "5",
+        "--stream-timeout", "8",
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode in (0, 1), proc.stdout[-2000:] + proc.stderr[-2000:]
+    ep = json.loads((tmp_path / "load-summary.json").read_text())["endpoints"]["completions"]
+    slow_ms = SLOW_TTFT_S * 1000
+    assert ep["censored"] == 0
+    assert ep["outcomes"] == {"ok": ep["requests"]}
+    assert ep["ttft_ms"]["max"] >= slow_ms
+    assert ep["ttft_ms"]["p99"] >= slow_ms  # the slow tail is in the percentiles
+    slow = [
+        json.loads(line)
+        for line in (tmp_path / "requests.jsonl").read_text().splitlines()
+        if json.loads(line)["outcome"] == "ok"
+    ]
+    assert sum(1 for s in slow if derived(s)["ttft_ms"] >= slow_ms) >= 3  # one per user at least
