@@ -2,9 +2,10 @@
 
 For 1, 50 and 200 concurrent streams (one Locust worker process, closed loop, completions)
 against the reference with known ``--ttft-ms`` / ``--itl-ms``, print measured TTFT and ITL
-p50 / p99 beside the injected values, the error, and the client's CPU and event-loop lag.
-Then the events/s one worker process can read: a blast server (its own process) sends
-completion chunks as fast as asked, and the table shows events/s parsed and the added lag.
+p50 / p99 beside the injected values, the error, and the client's CPU and event-loop lag, with
+the conformance checks on (the default) and off (``--no-checks``). Then the events/s one worker
+process can read: a blast server (its own process) sends conformant completion chunks as fast as
+asked, and the table shows events/s read with the checks on and off and the added lag.
 
 Run: ``python benchmarks/bench_load.py [--ttft-ms 200 --itl-ms 40 --tokens 24 --seconds 10]``.
 Not a test: figures depend on the machine (the reference server shares its cores).
@@ -30,7 +31,13 @@ KEY = "flowyte_sk_test_benchblastkey000000001"
 
 
 def run_load(
-    base_url: str, key: str, agent: str, users: int, seconds: int, workers: int = 0
+    base_url: str,
+    key: str,
+    agent: str,
+    users: int,
+    seconds: int,
+    workers: int = 0,
+    checks: bool = True,
 ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-load-") as d:
         env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWYTE_")}
@@ -56,6 +63,8 @@ def run_load(
             "--stream-timeout",
             "120",
         ]
+        if not checks:
+            cmd.append("--no-checks")
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=seconds + 120)
         path = Path(d) / "load-summary.json"
         if not path.exists():
@@ -77,34 +86,55 @@ def calibration(args: argparse.Namespace) -> None:
         f"{args.seconds} s per row, one worker process, completions, closed loop"
     )
     head = (
-        f"{'streams':>7} {'reqs':>6} | {'TTFT p50':>8} {'p99':>8} {'err p50':>8} {'err p99':>8}"
-        f" | {'ITL p50':>8} {'p99':>8} {'err p50':>8} {'err p99':>8} | {'cpu %':>6} {'lag p99':>8}"
+        f"{'streams':>7} {'checks':>6} {'reqs':>6} | {'TTFT p50':>8} {'p99':>8} {'err p50':>8} "
+        f"{'err p99':>8} | {'ITL p50':>8} {'p99':>8} {'err p50':>8} {'err p99':>8} | "
+        f"{'cpu %':>6} {'lag p99':>8} {'viol':>5} {'loadavg':>7}"
     )
     print(head)
     print("-" * len(head))
     with EmbeddedServer(knobs) as target:
         for users in args.streams:
-            s = run_load(
-                target.base_url, target.api_key or "", target.agent_id or "", users, args.seconds
-            )
-            ep = s["endpoints"]["completions"]
-            t, i, c = ep["ttft_ms"], ep["itl_ms"], s["client"]
-            print(
-                f"{users:>7} {ep['ok']:>6} | {t['p50']:>8.2f} {t['p99']:>8.2f} "
-                f"{t['p50'] - args.ttft_ms:>+8.2f} {t['p99'] - args.ttft_ms:>+8.2f} | "
-                f"{i['p50']:>8.2f} {i['p99']:>8.2f} {i['p50'] - args.itl_ms:>+8.2f} "
-                f"{i['p99'] - args.itl_ms:>+8.2f} | {c['cpu_percent']:>6.1f} "
-                f"{c['loop_lag_p99_ms']:>8.2f}" + ("  SATURATED" if c["saturated"] else ""),
-                flush=True,
-            )
+            for checks in (True, False):
+                s = run_load(
+                    target.base_url,
+                    target.api_key or "",
+                    target.agent_id or "",
+                    users,
+                    args.seconds,
+                    checks=checks,
+                )
+                row(users, checks, s, args)
+
+
+def row(users: int, checks: bool, s: dict[str, Any], args: argparse.Namespace) -> None:
+    ep = s["endpoints"]["completions"]
+    t, i, c = ep["ttft_ms"], ep["itl_ms"], s["client"]
+    viol = ep["conformance"]["violating"] if checks else "-"
+    print(
+        f"{users:>7} {'on' if checks else 'off':>6} {ep['ok']:>6} | {t['p50']:>8.2f} "
+        f"{t['p99']:>8.2f} "
+        f"{t['p50'] - args.ttft_ms:>+8.2f} {t['p99'] - args.ttft_ms:>+8.2f} | "
+        f"{i['p50']:>8.2f} {i['p99']:>8.2f} {i['p50'] - args.itl_ms:>+8.2f} "
+        f"{i['p99'] - args.itl_ms:>+8.2f} | {c['cpu_percent']:>6.1f} "
+        f"{c['loop_lag_p99_ms']:>8.2f} {viol:>5} {os.getloadavg()[0]:>7.2f}"
+        + ("  SATURATED" if c["saturated"] else ""),
+        flush=True,
+    )
 
 
 # -- events/s capacity -------------------------------------------------------------------------
 
-CHUNK = (
-    b'data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"m",'
-    b'"choices":[{"index":0,"delta":{"content":"tok"},"finish_reason":null}]}\n\n'
-)
+
+def _chunk(delta: bytes, finish: bytes = b"null") -> bytes:
+    return (
+        b'data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"a",'
+        b'"choices":[{"index":0,"delta":' + delta + b',"finish_reason":' + finish + b"}]}\n\n"
+    )
+
+
+ROLE = _chunk(b'{"role":"assistant","content":""}')
+CHUNK = _chunk(b'{"content":"tok"}')
+FINISH = _chunk(b"{}", b'"stop"')
 
 
 def blast_server(port_out: Any, events: int, per_write: int, every_ms: float) -> None:
@@ -127,13 +157,15 @@ def blast_server(port_out: Any, events: int, per_write: int, every_ms: float) ->
                     b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
                     b"Transfer-Encoding: chunked\r\n\r\n"
                 )
+                first = ROLE
+                writer.write(b"%x\r\n%s\r\n" % (len(first), first))
                 block = CHUNK * per_write
                 piece = b"%x\r\n%s\r\n" % (len(block), block)
                 for _ in range(events // per_write):
                     writer.write(piece)
                     await writer.drain()
                     await asyncio.sleep(every_ms / 1000)
-                done = b"data: [DONE]\n\n"
+                done = FINISH + b"data: [DONE]\n\n"
                 writer.write(b"%x\r\n%s\r\n0\r\n\r\n" % (len(done), done))
                 await writer.drain()
         except (OSError, asyncio.IncompleteReadError, ValueError):
@@ -163,19 +195,30 @@ def capacity(args: argparse.Namespace) -> None:
             f"streams ({per_write} events per read every {every_ms:g} ms)"
         )
         print(
-            f"{'workers':>7} | {'events/s read':>13} | {'cpu % (max proc)':>16} | "
-            f"{'loop lag p99 ms':>15}"
+            f"{'workers':>9} {'checks':>6} | {'events/s read':>13} | {'cpu % (max proc)':>16} | "
+            f"{'loop lag p99 ms':>15} | {'violating':>9} | {'loadavg':>7}"
         )
         for workers in (0, 2):
-            s = run_load(f"http://127.0.0.1:{port}/api/v1", KEY, "a", users, args.seconds, workers)
-            ep = s["endpoints"]["completions"]
-            c = s["client"]
-            label = "1 (local)" if workers == 0 else str(workers)
-            print(
-                f"{label:>7} | {ep['tokens_per_s']:>13,.0f} | {c['cpu_percent']:>16.1f} | "
-                f"{c['loop_lag_p99_ms']:>15.2f}",
-                flush=True,
-            )
+            for checks in (True, False):
+                s = run_load(
+                    f"http://127.0.0.1:{port}/api/v1",
+                    KEY,
+                    "a",
+                    users,
+                    args.seconds,
+                    workers,
+                    checks=checks,
+                )
+                ep = s["endpoints"]["completions"]
+                c = s["client"]
+                label = "1 (local)" if workers == 0 else str(workers)
+                viol = ep["conformance"]["violating"] if checks else "-"
+                print(
+                    f"{label:>9} {'on' if checks else 'off':>6} | {ep['tokens_per_s']:>13,.0f} | "
+                    f"{c['cpu_percent']:>16.1f} | {c['loop_lag_p99_ms']:>15.2f} | {viol:>9} | "
+                    f"{os.getloadavg()[0]:>7.2f}",
+                    flush=True,
+                )
     finally:
         proc.terminate()
         proc.join(5)
@@ -190,12 +233,14 @@ def main() -> None:
     p.add_argument("--streams", type=int, nargs="+", default=[1, 50, 200])
     p.add_argument("--blast-streams", type=int, default=20)
     p.add_argument("--skip-capacity", action="store_true")
+    p.add_argument("--skip-calibration", action="store_true")
     args = p.parse_args()
     print(
         f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at start; "
         f"host {socket.gethostname()}"
     )
-    calibration(args)
+    if not args.skip_calibration:
+        calibration(args)
     if not args.skip_capacity:
         capacity(args)
 

@@ -471,10 +471,10 @@ def _init(environment: Environment, **_kw: Any) -> None:
         return
     settings = Settings.from_options(opts)
     _select_users(environment, settings)
-    if settings.checks:
-        conformance.warm_up()
     ctx = CONTEXT = LoadContext(environment, settings)
     runner = environment.runner
+    if settings.checks and ctx.role != "master":  # compile the checks' schemas before any stream
+        conformance.warm_up()
     if ctx.role in ("master", "local"):
         if getattr(opts, "run_time", None):
             settings.run_time = float(opts.run_time)
