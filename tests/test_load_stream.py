@@ -352,3 +352,78 @@ def test_the_last_requests_in_flight_are_waited_for_and_counted(
         if json.loads(line)["outcome"] == "ok"
     ]
     assert sum(1 for s in slow if derived(s)["ttft_ms"] >= slow_ms) >= 3  # one per user at least
+
+
+class KeepAliveDripServer:
+    """Answers the first request on a connection at once (keep-alive), then drips the headers
+    of the next one a byte every 0.2 s, for ever: each read is in time, the whole never ends."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        self.stop = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        with conn:
+            conn.settimeout(10)
+            try:
+                for n in range(2):
+                    head = b""
+                    while b"\r\n\r\n" not in head:
+                        head += conn.recv(4096)
+                    if n == 0:
+                        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+                        continue
+                    for byte in b"HTTP/1.1 200 OK\r\n" + b"X-Drip: " + b"a" * 10_000:
+                        conn.sendall(bytes([byte]))
+                        if self.stop.wait(0.2):
+                            return
+            except OSError:
+                return
+
+
+GEVENT_CLIENT = """
+from gevent import monkey; monkey.patch_all()
+import json, sys, time
+from chatconform.load.stream import make_client, call_json
+from chatconform.target import Limits, Target
+target = Target(sys.argv[1], api_key="k", agent_id="a", limits=Limits(timeout=1, stream_timeout=2))
+http = make_client(target, 1)
+first = call_json(http, target, "GET", "/one")
+t0 = time.monotonic()
+second = call_json(http, target, "GET", "/two")
+print(json.dumps({"first": first[0], "second": second[0], "error": second[2],
+                  "elapsed": time.monotonic() - t0}))
+"""
+
+
+def test_a_load_user_is_not_held_by_headers_dripped_on_a_reused_connection() -> None:
+    """Under gevent, on a keep-alive connection (no fresh socket to shut down), the reader's
+    watchdog still ends an exchange at its stream deadline, headers included."""
+    server = KeepAliveDripServer()
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", GEVENT_CLIENT, f"http://127.0.0.1:{server.port}"],
+            capture_output=True, text=True, timeout=60, env=_clean_env(),
+        )  # fmt: skip
+    finally:
+        server.stop.set()
+        server.sock.close()
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["first"] == 200
+    assert out["second"] is None
+    assert "outlived its 2 s deadline" in out["error"]
+    assert out["elapsed"] < 4.0
