@@ -129,6 +129,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     load.add_argument("--report-dir", default=None, help="where to write (reports/<timestamp>/)")
 
+    dist = parser.add_argument_group(
+        "distributed (Locust master and workers on several hosts; see docs/distributed.md)"
+    )
+    dist.add_argument(
+        "--master", action="store_true", help="run the master: it merges the workers' samples"
+    )
+    dist.add_argument(
+        "--expect-workers", type=_positive_int, default=None, metavar="N",
+        help="master: start once N workers are connected (waits up to 120 s)",
+    )  # fmt: skip
+    dist.add_argument("--master-bind-host", default="*", metavar="H", help="master: bind (*)")
+    dist.add_argument(
+        "--master-bind-port", type=_positive_int, default=5557, metavar="P",
+        help="master: port (5557)",
+    )  # fmt: skip
+    dist.add_argument(
+        "--worker", action="store_true",
+        help="run a worker: it loads the target and sends its raw samples to the master",
+    )  # fmt: skip
+    dist.add_argument("--master-host", default="127.0.0.1", metavar="H", help="worker: master")
+    dist.add_argument(
+        "--master-port", type=_positive_int, default=5557, metavar="P", help="worker: (5557)"
+    )
+
     load.add_argument(
         "--slo",
         default=None,
@@ -208,7 +232,7 @@ def _plan_values(args: argparse.Namespace) -> dict[str, object]:
         raise UsageError("--users must be at least 1")
     users = args.users or profile.users or DEFAULT_USERS
     if rate > 0:
-        users = max(args.workers, 1)  # one open-loop driver per process
+        users = max(args.workers, args.expect_workers or 0, 1)  # one driver per process
     spawn_rate = args.spawn_rate or profile.spawn_rate or float(users)
     try:
         objectives = slo_mod.parse(args.slo) if args.slo is not None else dict(profile.slo)
@@ -247,10 +271,25 @@ def run(args: argparse.Namespace) -> int:
         return 130
 
 
+def _role(args: argparse.Namespace) -> str:
+    if args.master and args.worker:
+        raise UsageError("--master and --worker exclude each other")
+    if (args.master or args.worker) and args.workers:
+        raise UsageError("--workers forks local workers; with --master/--worker leave it out")
+    if args.master:
+        if not args.expect_workers:
+            raise UsageError("--master needs --expect-workers N")
+        return "master"
+    if args.expect_workers and not args.worker:
+        raise UsageError("--expect-workers goes with --master")
+    return "worker" if args.worker else "local"
+
+
 def _run(args: argparse.Namespace) -> int:
     from chatconform.embedded import EmbeddedError, EmbeddedServer
     from chatconform.load.runner import Plan, Progress, run_locust
 
+    role = _role(args)
     values = _plan_values(args)
     if args.timeout <= 0 or args.stream_timeout <= 0:
         raise UsageError("--timeout and --stream-timeout must be > 0")
@@ -260,6 +299,10 @@ def _run(args: argparse.Namespace) -> int:
     server: EmbeddedServer | None = None
     try:
         target = resolve_target(explicit, args.target_file, limits)
+        if target is None and role == "worker":
+            raise UsageError(
+                "a worker needs the target: give the master's --base-url (or FLOWYTE_BASE_URL)"
+            )
         if target is None:
             server = EmbeddedServer(reference_args(args), limits)
             target = server.start()
@@ -269,7 +312,8 @@ def _run(args: argparse.Namespace) -> int:
                 f"{args.ref_tokens} tokens)",
                 flush=True,
             )
-        preflight(target, values["endpoint"])  # type: ignore[arg-type]
+        if role != "worker":  # the master checked the target; workers start at its signal
+            preflight(target, values["endpoint"])  # type: ignore[arg-type]
         plan = Plan(
             locustfiles=values["locustfiles"],  # type: ignore[arg-type]
             target=target,
@@ -286,21 +330,41 @@ def _run(args: argparse.Namespace) -> int:
             gates=values["gates"],  # type: ignore[arg-type]
             objectives=values["objectives"],  # type: ignore[arg-type]
             checks=not args.no_checks,
+            role=role,
+            expect_workers=args.expect_workers or 0,
+            master_bind_host=args.master_bind_host,
+            master_bind_port=args.master_bind_port,
+            master_host=args.master_host,
+            master_port=args.master_port,
         )
         mode = (
             f"open loop {plan.rate:g} req/s {plan.arrival}" if plan.rate else f"{plan.users} users"
         )
-        print(
-            f"chatconform load: profile {values['profile'].name}, {plan.endpoint}, {mode}, "  # type: ignore[attr-defined]
-            f"{plan.run_time:g} s, {plan.workers or 'no'} worker processes -> {plan.report_dir}",
-            flush=True,
-        )
+        if role == "worker":
+            print(
+                f"chatconform load: worker of the master at {plan.master_host}:"
+                f"{plan.master_port} (the master's settings apply) -> {plan.report_dir}",
+                flush=True,
+            )
+        else:
+            processes = (
+                f"{plan.expect_workers} workers expected on port {plan.master_bind_port}"
+                if role == "master"
+                else f"{plan.workers or 'no'} worker processes"
+            )
+            print(
+                f"chatconform load: profile {values['profile'].name}, {plan.endpoint}, {mode}, "  # type: ignore[attr-defined]
+                f"{plan.run_time:g} s, {processes} -> {plan.report_dir}",
+                flush=True,
+            )
         code, tail = run_locust(plan, Progress(sys.stderr))
     except (TargetError, EmbeddedError) as exc:
         raise UsageError(str(exc)) from None
     finally:
         if server is not None:
             server.stop()
+    if role == "worker":
+        return _worker_result(plan.report_dir, code, tail)
     summary_path = plan.report_dir / SUMMARY_FILE
     if not summary_path.exists():
         last = tail.strip().splitlines()[-1] if tail.strip() else "no output"
@@ -313,6 +377,24 @@ def _run(args: argparse.Namespace) -> int:
         print(line)
     print(f"reports: {plan.report_dir}")
     return exit_code(summary)
+
+
+def _worker_result(report_dir: Path, code: int, tail: str) -> int:
+    """A worker writes no summary (its master does): say what it sent, or why it refused."""
+    from chatconform.load.collect import SUMMARY_PREFIX
+
+    out = report_dir / "locust-worker-output.txt"
+    lines_ = out.read_text(encoding="utf-8", errors="replace").splitlines() if out.exists() else []
+    ours = [ln[len(SUMMARY_PREFIX) :] for ln in lines_ if ln.startswith(SUMMARY_PREFIX)]
+    refused = [ln for ln in ours if ln.startswith("refused: ")]
+    if refused:
+        raise UsageError(refused[0][len("refused: ") :])
+    for line in ours:
+        print(line)
+    if code != 0:
+        last = tail.strip().splitlines()[-1] if tail.strip() else "no output"
+        raise UsageError(f"the worker did not finish (locust exit {code}): {last}")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:

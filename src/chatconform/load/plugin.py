@@ -27,11 +27,12 @@ from pathlib import Path
 from typing import Any
 
 import gevent
+import gevent.event
 from locust import events
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
-from chatconform.load import conformance
+from chatconform.load import conformance, handshake
 from chatconform.load import slo as slo_mod
 from chatconform.load import summary as summary_mod
 from chatconform.load import thresholds as th
@@ -78,6 +79,7 @@ class Settings:
     objectives: dict[str, float] = field(default_factory=dict)
     checks: bool = True  # judge every stream with the suites' checks
     ask_usage: bool = True  # stream_options.include_usage on completions
+    expect_workers: int = 1  # worker processes of the run (open-loop arrivals are split over them)
 
     @classmethod
     def from_options(cls, opts: Any) -> Settings:
@@ -102,7 +104,22 @@ class Settings:
             objectives=objectives,
             checks=not getattr(opts, "cc_no_checks", False),
             ask_usage=not getattr(opts, "cc_no_usage", False),
+            expect_workers=max(int(getattr(opts, "expect_workers", 1) or 1), 1),
         )
+
+    # what a master hands its workers (handshake): the run as the master was told to run it
+    WIRE = (
+        "endpoint", "rate", "arrival", "seed", "turns", "max_inflight", "prompt", "timeout",
+        "stream_timeout", "max_bytes", "checks", "ask_usage", "expect_workers",
+    )  # fmt: skip
+
+    def wire(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.WIRE}
+
+    def adopt(self, values: dict[str, Any]) -> None:
+        for k in self.WIRE:
+            if k in values:
+                setattr(self, k, values[k])
 
     def public(self) -> dict[str, Any]:
         return {
@@ -147,6 +164,11 @@ class LoadContext:
         self._ids = itertools.count(1)
         self._evidence: dict[str, int] = {}
         self.drained_workers: set[int] = set()
+        self.ready = gevent.event.Event()  # a worker: the master said hello (settings adopted)
+        if self.role != "worker":
+            self.ready.set()
+        self.workers_lost: set[str] = set()
+        self.refusals: list[str] = []
 
     @property
     def drain_s(self) -> float:
@@ -183,10 +205,62 @@ class LoadContext:
 
     @property
     def workers(self) -> int:
-        opts = self.environment.parsed_options
-        if self.role == "worker" and opts is not None:
-            return max(int(getattr(opts, "expect_workers", 1) or 1), 1)
-        return 1
+        return max(self.settings.expect_workers, 1) if self.role == "worker" else 1
+
+    def wait_ready(self) -> None:
+        """A worker's users start once the master's hello (and settings) came, or after 30 s."""
+        self.ready.wait(timeout=30)
+
+    # -- distributed: hello, refusal, lost workers -------------------------------------------
+
+    def say_hello(self) -> None:
+        gevent.sleep(0.1)
+        runner = self.environment.runner
+        if runner is not None:
+            runner.send_message(handshake.HELLO_MSG, {"identity": handshake.identity()})
+
+    def on_hello_from_worker(self, msg: Any) -> None:
+        """Master: answer a worker's hello with who we are and how the run goes."""
+        runner = self.environment.runner
+        theirs = (msg.data or {}).get("identity") or {}
+        why = handshake.mismatch(theirs, handshake.identity())
+        if why:
+            log.warning("a worker (%s) will refuse this master: %s", msg.node_id, why)
+        reply = {"identity": handshake.identity(), "settings": self.settings.wire()}
+        runner.send_message(handshake.HELLO_MSG, reply, client_id=msg.node_id)  # type: ignore[union-attr]
+
+    def on_hello_from_master(self, msg: Any) -> None:
+        """Worker: refuse a master of another version or spec; else adopt its settings."""
+        data = msg.data or {}
+        why = handshake.mismatch(handshake.identity(), data.get("identity") or {})
+        runner = self.environment.runner
+        if why:
+            line = f"worker {self.worker_index} refuses the master: {why}"
+            print(SUMMARY_PREFIX + "refused: " + line, flush=True)
+            runner.send_message(handshake.REFUSED_MSG, {"reason": line})  # type: ignore[union-attr]
+            self.environment.process_exit_code = 2
+            self.finished = True
+            gevent.spawn_later(0.5, runner.quit)  # type: ignore[union-attr]
+            return
+        self.settings.adopt(data.get("settings") or {})
+        self._target = None  # rebuilt with the master's limits
+        self.ready.set()
+
+    def on_refused(self, msg: Any) -> None:
+        reason = str((msg.data or {}).get("reason"))
+        self.refusals.append(reason)
+        print(SUMMARY_PREFIX + "refused: " + reason, flush=True)
+
+    def watch_workers(self) -> None:
+        """Master: remember every worker that went missing (no heartbeat) during the run."""
+        runner = self.environment.runner
+        clients = getattr(runner, "clients", None)
+        if clients is None:
+            return
+        for node in clients.missing:
+            if node.id not in self.workers_lost:
+                self.workers_lost.add(node.id)
+                print(SUMMARY_PREFIX + f"worker {node.id} lost mid-run", flush=True)
 
     # -- samples ------------------------------------------------------------------------------
 
@@ -319,6 +393,8 @@ class LoadContext:
     def progress_loop(self) -> None:
         while self.aggregator is not None and not self.finished:
             gevent.sleep(PROGRESS_S)
+            if self.role == "master":
+                self.watch_workers()
             if self.aggregator is None or self.started is None or self.finished:
                 return
             users = self.environment.runner.user_count if self.environment.runner else 0
@@ -372,8 +448,20 @@ class LoadContext:
             else 1
         )
         settings["users"] = getattr(self.environment.parsed_options, "num_users", None)
+        if self.role == "master":
+            self.watch_workers()
+            settings["distributed"] = {
+                "expected_workers": self.settings.expect_workers,
+                "workers_lost": sorted(self.workers_lost),
+                "refused": list(self.refusals),
+            }
         settings["target"] = self.target.public()
         result = summary_mod.build(agg.metrics, agg.health, self.settings.gates, settings)
+        if self.workers_lost:
+            result["verdict"] = "INVALID"
+            result["invalid_reasons"].append(
+                f"{len(self.workers_lost)} worker(s) lost mid-run: their last samples are missing"
+            )
         result["samples"] = agg.samples
         if agg.evidence_count:
             result["violation_evidence"] = agg.evidence_path.name
@@ -490,9 +578,13 @@ def _init(environment: Environment, **_kw: Any) -> None:
         runner.register_message(
             DRAINED_MSG, lambda msg, **_: ctx.drained_workers.add(msg.data["worker"])
         )
+        runner.register_message(handshake.HELLO_MSG, lambda msg, **_: ctx.on_hello_from_worker(msg))
+        runner.register_message(handshake.REFUSED_MSG, lambda msg, **_: ctx.on_refused(msg))
     if ctx.role == "worker" and runner is not None:
         ctx.sink = WorkerSink(runner.send_message)
         runner.register_message(STOP_MSG, lambda msg, **_: gevent.spawn(ctx.drain_then_report))
+        runner.register_message(handshake.HELLO_MSG, lambda msg, **_: ctx.on_hello_from_master(msg))
+        gevent.spawn(ctx.say_hello)
 
 
 @events.test_start.add_listener
@@ -526,7 +618,12 @@ def _test_stop(environment: Environment, **_kw: Any) -> None:
 @events.quitting.add_listener
 def _quitting(environment: Environment, **_kw: Any) -> None:
     ctx = CONTEXT
-    if ctx is None or ctx.role == "worker":
+    if ctx is None:
+        return
+    if ctx.role == "worker":
+        if ctx.sink is not None:
+            line = f"worker {ctx.worker_index} sent {ctx.sink.sent} samples"
+            print(SUMMARY_PREFIX + line, flush=True)
         return
     try:
         ctx.finish()

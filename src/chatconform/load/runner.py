@@ -23,6 +23,7 @@ from chatconform.load.slo import render as slo_render
 from chatconform.target import Target, target_environ
 
 START_GRACE_S = 60.0  # start-up, worker connection and shutdown on top of the run time
+WORKER_WAIT_S = 120.0  # a master waits this long for its --expect-workers; a worker for its master
 
 
 @dataclass
@@ -44,6 +45,14 @@ class Plan:
     gates: dict[str, float] = field(default_factory=dict)
     objectives: dict[str, float] = field(default_factory=dict)
     checks: bool = True
+    role: str = (
+        "local"  # local (one process, or --workers forked), master or worker (--master/--worker)
+    )
+    expect_workers: int = 0
+    master_bind_host: str = "*"
+    master_bind_port: int = 5557
+    master_host: str = "127.0.0.1"
+    master_port: int = 5557
 
     def command(self) -> list[str]:
         d = self.report_dir
@@ -51,9 +60,18 @@ class Plan:
         cmd += ["--headless", "--only-summary", "-u", str(self.users), "-r", f"{self.spawn_rate:g}"]
         cmd += ["-t", f"{max(round(self.run_time), 1)}s", "--host", self.target.base_url]
         cmd += ["--csv", str(d / "locust"), "--html", str(d / "locust.html")]
-        cmd += ["--logfile", str(d / "locust.log"), "--loglevel", "INFO", "--stop-timeout", "0"]
+        log = "locust-worker.log" if self.role == "worker" else "locust.log"
+        cmd += ["--logfile", str(d / log), "--loglevel", "INFO", "--stop-timeout", "0"]
         cmd += ["--exit-code-on-error", "0"]
-        if self.workers > 0:
+        if self.role == "master":
+            cmd += ["--master", "--expect-workers", str(self.expect_workers)]
+            cmd += ["--expect-workers-max-wait", f"{WORKER_WAIT_S:g}"]
+            cmd += ["--master-bind-host", self.master_bind_host]
+            cmd += ["--master-bind-port", str(self.master_bind_port)]
+        elif self.role == "worker":
+            cmd += ["--worker", "--master-host", self.master_host]
+            cmd += ["--master-port", str(self.master_port)]
+        elif self.workers > 0:
             port = free_port()
             cmd += ["--processes", str(self.workers)]
             cmd += ["--master-bind-host", "127.0.0.1", "--master-bind-port", str(port)]
@@ -117,7 +135,9 @@ class Progress:
 def run_locust(plan: Plan, progress: Progress) -> tuple[int, str]:
     """Run Locust to the end (bounded); returns (exit code, the tail of its output)."""
     plan.report_dir.mkdir(parents=True, exist_ok=True)
-    out_path = plan.report_dir / "locust-output.txt"
+    out_path = plan.report_dir / (
+        "locust-worker-output.txt" if plan.role == "worker" else "locust-output.txt"
+    )
     tail: list[str] = []
     with out_path.open("w", encoding="utf-8") as out:
         proc = subprocess.Popen(
@@ -148,6 +168,8 @@ def run_locust(plan: Plan, progress: Progress) -> tuple[int, str]:
         reader.start()
         # the run, then the requests in flight at its end (each within its stream deadline)
         limit = plan.run_time + plan.target.limits.stream_timeout + DRAIN_SLACK_S + START_GRACE_S
+        if plan.role in ("master", "worker"):
+            limit += WORKER_WAIT_S
         try:
             code = proc.wait(timeout=limit)
         except subprocess.TimeoutExpired:

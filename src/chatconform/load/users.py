@@ -105,6 +105,7 @@ class _Streaming(User):
 
     def on_start(self) -> None:
         self.ctx = context()
+        self.ctx.wait_ready()
         self.http = make_client(self.ctx.target, 1)
 
     def on_stop(self) -> None:
@@ -147,6 +148,7 @@ class OpenLoopUser(User):
 
     def on_start(self) -> None:
         self.ctx = context()
+        self.ctx.wait_ready()
         self.pool = Pool(self.ctx.settings.max_inflight)
         self.http = make_client(self.ctx.target, self.ctx.settings.max_inflight)
 
