@@ -43,13 +43,20 @@ def test_profile_honours_run_time(name: str, reference: Target, tmp_path: Path) 
         "--base-url", reference.base_url, "--run-time", f"{run_s}s", "--users", "2",
         "--stream-timeout", str(STREAM_TIMEOUT_S), "--report-dir", str(tmp_path),
     ]  # fmt: skip
-    if profiles.load(name).rate:
+    profile = profiles.load(name)
+    if profile.rate:
         cmd += ["--rate", "4"]
+    if profile.sweep:  # one step of --run-time (test_load_sweep runs whole sweeps)
+        cmd += ["--slo", "ttft_ms=5000", "--sweep-steps", "1"]
     started = time.monotonic()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=BOUND_S + 30)
     elapsed = time.monotonic() - started - (run_s - RUN_S)
     assert proc.returncode in (0, 1), proc.stdout[-2000:] + proc.stderr[-2000:]
     assert elapsed < BOUND_S, f"{name}: {elapsed:.1f} s over a {run_s} s run"
+    if profile.sweep:
+        sweep = json.loads((tmp_path / "sweep.json").read_text())
+        assert len(sweep["steps"]) == 1
+        tmp_path = tmp_path / sweep["steps"][0]["report_dir"]
     summary = json.loads((tmp_path / "load-summary.json").read_text())
     assert summary["settings"]["run_time_s"] == run_s
     requests = sum(ep["requests"] for ep in summary["endpoints"].values())

@@ -95,7 +95,11 @@ SCRIPTS: dict[str, list[tuple[float, bytes]]] = {
     "error": [(0.02, frame("agent_message", "a")), (0.01, frame("error"))],
 }
 STALL_START_S, STALL_S = 1.0, 2.0
-SLOW_AFTER_S, SLOW_TTFT_S = 1.5, 2.5  # slowtail: requests after 1.5 s wait 2.5 s for a token
+SLOW_AFTER_S, SLOW_TTFT_S = 1.5, 2.5
+CAPPED_SLOTS, CAPPED_S = (
+    2,
+    0.25,
+)  # capped: 8 req/s at most  # slowtail: requests after 1.5 s wait 2.5 s for a token
 
 
 class ScriptServer:
@@ -106,6 +110,7 @@ class ScriptServer:
         self.port = 0
         self.first_stall_request: float | None = None
         self.first_slowtail_request: float | None = None
+        self.capped: asyncio.Semaphore | None = None  # made in the server's loop
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -169,9 +174,25 @@ class ScriptServer:
         if script == "slowtail":
             await self._slowtail(writer)
             return
+        if script == "capped":
+            await self._capped(writer)
+            return
         for delay, data in SCRIPTS[script]:
             await asyncio.sleep(delay)
             writer.write(data)
+            await writer.drain()
+
+    async def _capped(self, writer: asyncio.StreamWriter) -> None:
+        """A server of fixed capacity: CAPPED_SLOTS replies at a time, CAPPED_S each; more
+        requests queue, so past CAPPED_SLOTS / CAPPED_S req/s their TTFT grows without bound."""
+        if self.capped is None:
+            self.capped = asyncio.Semaphore(CAPPED_SLOTS)
+        async with self.capped:
+            await asyncio.sleep(0.02)
+            writer.write(chunk(role="assistant", content="") + chunk("a"))
+            await writer.drain()
+            await asyncio.sleep(CAPPED_S - 0.02)
+            writer.write(chunk("b") + chunk(finish="stop") + DONE)
             await writer.drain()
 
     async def _slowtail(self, writer: asyncio.StreamWriter) -> None:

@@ -12,6 +12,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from chatconform.load import profiles
 from chatconform.load import slo as slo_mod
@@ -27,6 +28,9 @@ from chatconform.target import (
     add_target_arguments,
     resolve_target,
 )
+
+if TYPE_CHECKING:
+    from chatconform.load.runner import Plan
 
 EXIT_USAGE = 2
 DEFAULT_USERS = 10
@@ -128,6 +132,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="Locust worker processes under a master (0: one local process)",
     )
     load.add_argument("--report-dir", default=None, help="where to write (reports/<timestamp>/)")
+
+    sweep = parser.add_argument_group("sweep to the knee (--profile sweep; needs --slo)")
+    sweep.add_argument(
+        "--sweep-start", type=_non_negative, default=None, metavar="RPS",
+        help="the first step's rate (default: --rate, the profile's, else 2)",
+    )  # fmt: skip
+    sweep.add_argument(
+        "--sweep-factor", type=_non_negative, default=2.0, metavar="F",
+        help="each rising step's rate is the last one's times F (2)",
+    )  # fmt: skip
+    sweep.add_argument(
+        "--sweep-steps", type=_positive_int, default=6, metavar="N", help="rising steps at most (6)"
+    )
+    sweep.add_argument(
+        "--sweep-bisections", type=_positive_int, default=3, metavar="N",
+        help="bisection steps between the last good and the first bad rate (3)",
+    )  # fmt: skip
+    sweep.add_argument(
+        "--max-rate", type=_non_negative, default=10_000.0, metavar="RPS",
+        help="never offer more than this",
+    )  # fmt: skip
+    sweep.add_argument(
+        "--min-knee-rps", type=_non_negative, default=None, metavar="X",
+        help="threshold: the knee (highest rate meeting the SLO) at least X req/s",
+    )  # fmt: skip
 
     dist = parser.add_argument_group(
         "distributed (Locust master and workers on several hosts; see docs/distributed.md)"
@@ -357,6 +386,10 @@ def _run(args: argparse.Namespace) -> int:
                 f"{plan.run_time:g} s, {processes} -> {plan.report_dir}",
                 flush=True,
             )
+        if values["profile"].sweep:  # type: ignore[attr-defined]
+            if role != "local":
+                raise UsageError("a sweep runs on one host (--workers N for several processes)")
+            return _sweep(args, values, plan)
         code, tail = run_locust(plan, Progress(sys.stderr))
     except (TargetError, EmbeddedError) as exc:
         raise UsageError(str(exc)) from None
@@ -377,6 +410,72 @@ def _run(args: argparse.Namespace) -> int:
         print(line)
     print(f"reports: {plan.report_dir}")
     return exit_code(summary)
+
+
+def _sweep(args: argparse.Namespace, values: dict[str, object], base: Plan) -> int:
+    """Open-loop steps at rising rates, then a bisection to the knee (chatconform.load.sweep)."""
+    import dataclasses
+
+    from chatconform.load import sweep as sweep_mod
+    from chatconform.load.runner import Progress, run_locust
+    from chatconform.report.sweep import write as write_sweep_html
+
+    objectives = values["objectives"]
+    if not objectives:
+        raise UsageError("a sweep needs --slo objectives (e.g. --slo ttft_ms=300)")
+    gates = dict(values["gates"])  # type: ignore[call-overload]
+    target = gates.pop("min_slo_attainment", 0.9)
+    start = args.sweep_start or args.rate or values["rate"] or 2.0
+    if not start or start <= 0:
+        raise UsageError("--sweep-start must be > 0")
+    spec = sweep_mod.SweepSpec(
+        start_rps=float(start),  # type: ignore[arg-type]
+        factor=max(args.sweep_factor, 1.1),
+        max_steps=max(args.sweep_steps, 1),
+        bisections=args.sweep_bisections,
+        step_s=base.run_time,
+        target=float(target),
+        max_rps=args.max_rate,
+    )
+    print(
+        f"chatconform load: sweep from {spec.start_rps:g} req/s (x{spec.factor:g}, "
+        f"{spec.step_s:g} s a step), SLO {values['objectives']}, good at attainment >= "
+        f"{spec.target:.0%} -> {base.report_dir}",
+        flush=True,
+    )
+
+    def step(rate: float, report_dir: Path) -> dict[str, Any]:
+        users = max(base.workers, 1)
+        plan = dataclasses.replace(
+            base, rate=rate, report_dir=report_dir, users=users, spawn_rate=float(users),
+            gates=gates,
+        )  # fmt: skip
+        code, tail = run_locust(plan, Progress(sys.stderr))
+        path = report_dir / SUMMARY_FILE
+        if not path.exists():
+            last = tail.strip().splitlines()[-1] if tail.strip() else "no output"
+            raise UsageError(f"a sweep step did not finish (locust exit {code}): {last}")
+        summary: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        att = [ep["slo"]["attainment"] for ep in summary["endpoints"].values() if ep.get("slo")]
+        print(
+            f"  step {rate:g} req/s: attainment {min(att) if att else float('nan'):.1%}, "
+            f"verdict {summary['verdict']}",
+            flush=True,
+        )
+        return summary
+
+    result = sweep_mod.run_sweep(spec, step, base.report_dir)
+    write_sweep_html(base.report_dir, result)
+    for line in sweep_mod.lines(result):
+        print(line)
+    print(f"reports: {base.report_dir}")
+    knee = result["knee"]
+    if args.min_knee_rps is not None:
+        value = knee["offered_rps"] if knee else 0.0
+        if value < args.min_knee_rps:
+            print(f"FAIL: knee {value:g} req/s < --min-knee-rps {args.min_knee_rps:g}")
+            return 1
+    return 0 if knee else 1
 
 
 def _worker_result(report_dir: Path, code: int, tail: str) -> int:

@@ -519,6 +519,12 @@ def _options(parser: Any) -> None:
         help="per-request objectives, e.g. ttft_ms=250,itl_ms=50,tpot_ms=30,e2e_ms=2000",
     )
     g.add_argument(
+        "--cc-sweep",
+        action="store_true",
+        help="a sweep profile (`chatconform load --profile sweep` runs the steps; Locust alone "
+        "runs one step at --cc-rate)",
+    )
+    g.add_argument(
         "--cc-no-checks",
         action="store_true",
         help="do not judge the streams with the conformance checks (calibration only)",

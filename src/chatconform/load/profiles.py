@@ -48,6 +48,7 @@ class Profile:
     rate: float | None = None
     arrival: str | None = None
     gates: dict[str, float] = field(default_factory=dict)  # e.g. max_violation_rate: 0
+    sweep: bool = False  # open-loop steps to the knee (chatconform.load.sweep)
     slo: dict[str, float] = field(default_factory=dict)
 
 
@@ -102,6 +103,7 @@ def load(name: str | None) -> Profile:
             arrival=conf.get("cc-arrival"),
             gates=gates,
             slo=slo_mod.parse(conf.get("cc-slo")),
+            sweep=conf.get("cc-sweep", "false").lower() in ("1", "true", "yes"),
         )
     except ValueError as exc:
         raise ProfileError(f"profile {name!r} ({path}): {exc}") from None
