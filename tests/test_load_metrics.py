@@ -274,3 +274,29 @@ def test_poisson_arrivals_are_seeded_and_roughly_at_rate() -> None:
     assert 90 < rate < 110
     with pytest.raises(ValueError, match="rate"):
         next(offsets_ns(0, "poisson"))
+
+
+def test_receive_lag_is_receive_time_minus_the_frames_server_stamp() -> None:
+    """Sessions: the worst (receive − tsMs) over content frames, on the wall clock."""
+    import time
+
+    from chatconform.load.stream import receive_lag_ms
+    from chatconform.sse import SSEParser
+
+    now_ms = time.time_ns() / 1e6
+    offset_ns = time.time_ns() - time.perf_counter_ns()
+    parser = SSEParser()
+    frames = []
+    for lag, delta in ((5, "a"), (40, "b")):
+        data = {
+            "eventType": "agent_message",
+            "tsMs": int(now_ms - lag),
+            "payload": {"delta": delta},
+        }
+        frames.append(b"event: agent_message\ndata: " + json.dumps(data).encode() + b"\n\n")
+    received_ns = int(now_ms * 1e6) - offset_ns  # both frames read "now" on the monotonic clock
+    events = parser.feed(b"".join(frames), received_ns)
+    lag = receive_lag_ms(events)
+    assert lag is not None
+    assert 39 <= lag <= 42  # the worst of the two, give or take the stamps' millisecond
+    assert receive_lag_ms(parser.feed(frame("done", {}), received_ns)) is None

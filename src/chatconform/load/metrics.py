@@ -39,6 +39,8 @@ DEFINITIONS: dict[str, str] = {
     "e2e_ms": "terminal frame (done / [DONE]) − request sent",
     "stall_ms": "a request's largest gap between consecutive content deltas",
     "tail_ms": "a request's terminal frame − its last content delta",
+    "recv_lag_ms": "sessions: a request's worst receive time − frame tsMs (server stamp); the "
+    "measurement's own delay (one host or synced clocks)",
     "output_tokens": "server usage.completion_tokens when given (token_source usage), else "
     "content deltas (token_source chunks)",
     "tokens_per_s": "output tokens of ok requests / run window (first send to last close)",
@@ -47,8 +49,10 @@ DEFINITIONS: dict[str, str] = {
     "censored": "in flight when the run ended and never finished: counted, elapsed shown, "
     "not in latency",
 }
-LATENCIES = ("ttfb_ms", "ttft_ms", "itl_ms", "tpot_ms", "e2e_ms", "stall_ms", "tail_ms")
-PER_REQUEST = ("ttfb_ms", "ttft_ms", "tpot_ms", "e2e_ms", "stall_ms", "tail_ms")
+LATENCIES = (
+    "ttfb_ms", "ttft_ms", "itl_ms", "tpot_ms", "e2e_ms", "stall_ms", "tail_ms", "recv_lag_ms",
+)  # fmt: skip
+PER_REQUEST = ("ttfb_ms", "ttft_ms", "tpot_ms", "e2e_ms", "stall_ms", "tail_ms", "recv_lag_ms")
 
 
 def percentile_key(p: float) -> str:

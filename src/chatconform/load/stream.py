@@ -118,9 +118,34 @@ def observe(tl: Timeline, ex: Exchange) -> None:
     tl.on_events(rec.events, CLASSIFIERS[tl.endpoint])
     if tl.endpoint == "completions":
         tl.usage_tokens = usage_tokens(rec.events)
+    else:
+        tl.recv_lag_ms = receive_lag_ms(rec.events)
     if tl.t_terminal is None:
         tl.outcome = INCOMPLETE
         tl.error = ex.error or (
             f"no terminal frame ({len(tl.content)} deltas, ended by {rec.ended_by})"
         )
         tl.error = tl.error[:300]
+
+
+def receive_lag_ms(events: list[Any]) -> float | None:
+    """The largest (receive time − the frame's ``tsMs``) over a session stream's content frames.
+
+    The server stamps each AuditEvent when it builds it; the client stamps each read when it
+    arrives: the difference is the server's send path, the network and the client's own delay
+    in reading, so it measures the measurement (meaningful on one host, or with synced clocks;
+    ``tsMs`` has millisecond resolution).
+    """
+    offset_ns = time.time_ns() - time.perf_counter_ns()
+    worst: float | None = None
+    for ev in events:
+        if ev.type != "agent_message" or '"tsMs"' not in ev.data:
+            continue
+        try:
+            ts = json.loads(ev.data).get("tsMs")
+        except (ValueError, AttributeError):
+            continue
+        if isinstance(ts, int) and not isinstance(ts, bool):
+            lag = (ev.t_ns + offset_ns) / 1e6 - ts
+            worst = lag if worst is None else max(worst, lag)
+    return None if worst is None else round(worst, 3)

@@ -109,6 +109,7 @@ class Timeline:
     bytes: int = 0
     wall: float = field(default_factory=time.time)
     usage_tokens: int | None = None  # completion_tokens of the server's usage, when it sent one
+    recv_lag_ms: float | None = None  # sessions: worst receive time − frame tsMs (stream.py)
     request_id: str = ""
     checked: bool = False  # the stream went through the conformance checks
     violations: list[dict[str, str]] = field(default_factory=list)  # {rule, level, message}
@@ -161,6 +162,7 @@ class Timeline:
             "terminal_ms": ms(self.t_terminal),
             "close_ms": ms(self.t_close),
             "id": self.request_id,
+            "recv_lag_ms": self.recv_lag_ms,
             "output_tokens": self.output_tokens,
             "token_source": self.token_source,
             "checked": self.checked,
@@ -198,6 +200,7 @@ def derived(sample: dict[str, Any]) -> dict[str, float | None]:
         "tpot_ms": None,
         "stall_ms": None,
         "tail_ms": None,
+        "recv_lag_ms": sample.get("recv_lag_ms"),
         "dispatch_lag_ms": sample["dispatch_ms"],
     }
     if sent is None:
