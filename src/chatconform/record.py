@@ -30,6 +30,18 @@ class StreamRecord:
     events: list[Event] = field(default_factory=list)
     wire: bytearray = field(default_factory=bytearray)
     ended_by: str = "open"  # eof | client-drop | timeout | byte-cap | transport-error
+    json_data: list[Any] = field(default_factory=list, repr=False, compare=False)  # see parsed()
+
+    def parsed(self) -> list[Any]:
+        """Each event's data as JSON (None when it is not JSON), parsed once per event and shared
+        by every check and measurement that reads the stream."""
+        cache = self.json_data
+        for e in self.events[len(cache) :]:
+            try:
+                cache.append(json.loads(e.data))
+            except ValueError:
+                cache.append(None)
+        return cache
 
     def feed(self, chunk: bytes, t_ns: int) -> list[Event]:
         if len(self.wire) < WIRE_LOG_BYTES:

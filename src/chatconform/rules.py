@@ -9,6 +9,7 @@ SSE-6's `done` and `error`, ...) is judged per clause: the verdict names the cla
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 from typing import Literal
 
 Level = Literal["D", "C", "I"]  # I: informational, never changes a verdict
@@ -179,6 +180,7 @@ def rule(rule_id: str) -> Rule:
         raise UnknownRule(f"unknown contract rule id {rule_id!r}") from None
 
 
+@cache
 def clause_of(rule_id: str, clause: str | None) -> str:
     """The clause id (the sole clause when None); an unknown clause, or None for a rule with several
     clauses, is an UnknownRule error."""

@@ -7,7 +7,6 @@ when a response came back to judge; when a more basic rule already broke on the 
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
 from chatconform.checks.common import expect_status, finding, schema_findings, short
@@ -54,16 +53,10 @@ def completion(ex: Exchange, model: str) -> tuple[Outcome, str | None]:
 
 def chunks(ex: Exchange) -> list[tuple[str, Any]]:
     assert ex.stream is not None
-    out: list[tuple[str, Any]] = []
-    for e in ex.stream.events:
-        if e.data == DONE:
-            out.append((e.data, None))
-            continue
-        try:
-            out.append((e.data, json.loads(e.data)))
-        except ValueError:
-            out.append((e.data, None))
-    return out
+    return [
+        (e.data, None if e.data == DONE else data)
+        for e, data in zip(ex.stream.events, ex.stream.parsed(), strict=True)
+    ]
 
 
 def completion_stream(ex: Exchange, model: str) -> tuple[Outcome, str | None]:

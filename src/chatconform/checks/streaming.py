@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from chatconform.checks.common import finding, key_of, schema_findings, short
@@ -17,13 +16,7 @@ TERMINAL = ("done", "error")
 def frames(ex: Exchange) -> list[tuple[Event, Any]]:
     """The stream's dispatched events with their data parsed as JSON (None when not JSON)."""
     assert ex.stream is not None
-    out: list[tuple[Event, Any]] = []
-    for e in ex.stream.events:
-        try:
-            out.append((e, json.loads(e.data)))
-        except ValueError:
-            out.append((e, None))
-    return out
+    return list(zip(ex.stream.events, ex.stream.parsed(), strict=True))
 
 
 def is_stream(ex: Exchange) -> Outcome:
