@@ -210,7 +210,7 @@ def _category(status: str, message: str) -> str | None:
     return None
 
 
-def test_allure_unreachable_target_and_harness_error_are_broken() -> None:
+def test_allure_unreachable_target_fails_and_run_errors_are_broken() -> None:
     unreachable = Finding(
         rule="SES-1",
         expected="the test to complete",
@@ -218,19 +218,30 @@ def test_allure_unreachable_target_and_harness_error_are_broken() -> None:
         evidence={"request": {"method": "POST", "url": "u"}, "response": None, "error": "refused"},
     )
     r = _augment(unreachable)
-    assert r.status == "broken"
+    assert r.status == "failed"  # the target's doing: FAIL
     assert r.statusDetails.message.startswith("TARGET UNREACHABLE")
     assert _category(r.status, r.statusDetails.message) == (
-        "Harness errors: target unreachable or timed out"
+        "Target did not answer (FAIL): unreachable or timed out"
     )
     assert [lb.value for lb in r.labels if lb.name == "verdict"] == ["FAIL"]
 
-    harness = Finding(rule="SES-1", expected="the test to complete", got="harness error KeyError")
+    harness = Finding(
+        rule="SES-1", expected="a verdict", got="harness error KeyError", kind="harness"
+    )
     r = _augment(harness)
     assert r.status == "broken"
     assert r.statusDetails.message.startswith("HARNESS ERROR")
+    assert [lb.value for lb in r.labels if lb.name == "verdict"] == ["ERROR"]
     assert (
-        _category(r.status, r.statusDetails.message) == "Harness errors: exceptions in the harness"
+        _category(r.status, r.statusDetails.message)
+        == "Run errors (ERROR): exceptions in the harness"
+    )
+    budget = Finding(rule="SES-1", expected="a verdict", got="not sent: deadline", kind="budget")
+    r = _augment(budget)
+    assert r.status == "broken"
+    assert [lb.value for lb in r.labels if lb.name == "verdict"] == ["ERROR"]
+    assert _category(r.status, r.statusDetails.message) == (
+        "Run errors (ERROR): requests the run's budget did not send"
     )
 
     contract = Finding(rule="SES-1", expected="201", got="200")
@@ -241,3 +252,103 @@ def test_allure_unreachable_target_and_harness_error_are_broken() -> None:
     r = _augment(warn)
     assert r.status == "passed"
     assert r.statusDetails.message.startswith("CONTRACT WARN (C) SES-3")
+
+
+def test_allure_note_never_changes_the_status() -> None:
+    from allure_commons.model2 import TestResult
+
+    note = Finding(rule="SES-1", expected="x", got="y", level="I")
+    note.test = "suite.py::test_x"
+    aug = AllureAugmenter(config=None, state=_State(findings=[note]), alluredir=Path("."))  # type: ignore[arg-type]
+    aug.current = _Item("suite.py::test_x", ("SES-1",))  # type: ignore[assignment]
+    aug.reports = [_Report(failed=False)]  # type: ignore[list-item]
+    result = TestResult(name="test_x", status="passed")
+    aug.augment(result)
+    assert result.status == "passed"
+    assert [lb.value for lb in result.labels if lb.name == "verdict"] == ["PASS"]
+
+
+def test_allure_behaviour_labels_read_by_rule() -> None:
+    """Behaviors: epic = family, feature = rule, story = the clauses a test examined or charged."""
+    from chatconform.report.allure_results import behaviour_labels, feature_name
+    from chatconform.rules import RULES
+
+    rules = [RULES["AUTH-2"], RULES["SSE-4"], RULES["AUTH-1"]]
+    labels = behaviour_labels(rules, {("AUTH-2", "write-only"), ("SSE-4", "delta")})
+    by: dict[str, list[str]] = {}
+    for lb in labels:
+        by.setdefault(lb.name, []).append(lb.value)
+    assert by["epic"] == ["auth", "streaming"]
+    assert by["feature"] == [feature_name(r) for r in rules]
+    assert by["feature"][0].startswith("AUTH-2: ")
+    assert [s.split(":")[0] for s in by["story"]] == ["AUTH-2/write-only", "SSE-4/delta"]
+    assert all(RULES[s.split("/")[0]].clauses for s in by["story"])
+
+    contract = Finding(rule="AUTH-2", expected="403", got="200", clause="read-only")
+    r = _augment(contract)
+    stories = [lb.value for lb in r.labels if lb.name == "story"]
+    assert stories == [f"AUTH-2/read-only: {dict(RULES['AUTH-2'].clauses)['read-only']}"]
+    assert [lb.value for lb in r.labels if lb.name == "epic"] == ["auth"]
+
+
+def _error_summary() -> dict[str, Any]:
+    s = json.loads(json.dumps(SUMMARY))
+    s["verdict"] = "ERROR"
+    s["counts"] = {"PASS": 1, "FAIL": 0, "WARN": 0, "SKIP": 0, "ERROR": 1}
+    s["rules"].append(
+        {
+            "id": "SES-1", "level": "D", "family": "sessions", "title": "t", "verdict": "ERROR",
+            "reason": "harness error KeyError", "tests": ["suites/test_sessions.py::test_x"],
+            "findings": [{"rule": "SES-1", "level": "D", "message": "harness error KeyError",
+                          "expected": "a verdict", "got": "harness error KeyError"}],
+        }
+    )  # fmt: skip
+    return s
+
+
+def test_error_verdict_is_shown_and_counted_everywhere(tmp_path: Path) -> None:
+    """ERROR (the run could not judge) has its own colour, icon and count in summary.html/md and the
+    matrix, sorts after FAIL and before WARN, and shows its finding."""
+    from chatconform.report.matrix import build_matrix, render_matrix_html
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "summary.json").write_text(json.dumps(_error_summary()), encoding="utf-8")
+    html_path, md_path = write_run_reports(run)
+    html = html_path.read_text(encoding="utf-8")
+    assert 'class="banner v-ERROR"' in html
+    assert '<span data-count="ERROR"><span class="badge v-ERROR">ERROR</span> 1</span>' in html
+    assert ".badge.v-ERROR {" in html
+    assert html.index('id="rule-SES-1"') < html.index('id="rule-AUTH-1"')  # worse first
+    assert 'data-evidence-for="SES-1"' in html
+    md = md_path.read_text(encoding="utf-8")
+    assert "## chatconform conformance: ⛔ ERROR" in md
+    assert "1 ERROR" in md
+    assert "| SES-1 | D | ⛔ ERROR |" in md
+    m = build_matrix([run])
+    page = render_matrix_html(m)
+    assert '<span class="badge v-ERROR">ERROR</span>' in page
+    assert "1 ERROR" in page
+
+
+def test_summary_links_each_rule_to_its_allure_entry(tmp_path: Path) -> None:
+    """With DIR/allure-report present, each rule links to a result of its own verdict there
+    (Allure 3 names a result md5(uuid)); without it, no link."""
+    import hashlib
+
+    run = tmp_path / "run"
+    results = run / "allure-results"
+    results.mkdir(parents=True)
+    (run / "summary.json").write_text(json.dumps(_error_summary()), encoding="utf-8")
+    for uid, rule, verdict in (("u-pass", "SES-1", "PASS"), ("u-err", "SES-1", "ERROR")):
+        labels = [{"name": "rule", "value": rule}, {"name": "verdict", "value": verdict}]
+        (results / f"{uid}-result.json").write_text(json.dumps({"uuid": uid, "labels": labels}))
+    (results / "broken-result.json").write_text("{not json")
+    html = write_run_reports(run)[0].read_text(encoding="utf-8")
+    assert "allure-report/index.html#" not in html  # no Allure report yet
+    (run / "allure-report").mkdir()
+    (run / "allure-report" / "index.html").write_text("<html></html>")
+    html = write_run_reports(run)[0].read_text(encoding="utf-8")
+    want = hashlib.md5(b"u-err").hexdigest()
+    assert f'href="allure-report/index.html#{want}"' in html
+    assert html.count('class="allure"') == 1  # AUTH-1 has no Allure result: no link

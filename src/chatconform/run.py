@@ -12,6 +12,7 @@ from typing import Any
 
 from chatconform.cli import SUITES
 from chatconform.errors import EXIT_ERROR, EXIT_FAIL, EXIT_OK, UsageError
+from chatconform.paths import shown, user_path, user_paths
 from chatconform.preflight import TargetUnusable, check_target
 from chatconform.rules import RULES
 from chatconform.target import (
@@ -37,6 +38,7 @@ def _families(selected: list[str] | None) -> list[str]:
 def run_command(args: argparse.Namespace) -> int:
     from chatconform.embedded import EmbeddedError, EmbeddedServer, reference_args_from_env
 
+    user_paths(args)  # --report-dir, --target-file: against the user's directory, before anything
     families = _families(args.suite)
     for name in ("timeout", "stream_timeout", "run_timeout"):
         if getattr(args, name) <= 0:
@@ -49,7 +51,9 @@ def run_command(args: argparse.Namespace) -> int:
         max_body_bytes=int(args.max_body_mb * 1024 * 1024),
         run_timeout=args.run_timeout,
     )
-    report_dir = Path(args.report_dir or Path("reports") / time.strftime("%Y%m%d-%H%M%S"))
+    report_dir = Path(
+        args.report_dir or user_path(Path("reports") / time.strftime("%Y%m%d-%H%M%S"))
+    )
     explicit = {a: getattr(args, a) for a in TARGET_FIELDS}
     server: EmbeddedServer | None = None
     started = time.monotonic()
@@ -81,7 +85,7 @@ def run_command(args: argparse.Namespace) -> int:
 
     write_run_reports(report_dir)
     summary = json.loads(summary_path.read_text(encoding="utf-8"))
-    print_summary(summary, report_dir, time.monotonic() - started)
+    print_summary(summary, Path(shown(report_dir)), time.monotonic() - started)
     if summary.get("interrupted"):
         print("chatconform: interrupted; the summary holds what finished", file=sys.stderr)
         return 130

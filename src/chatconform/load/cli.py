@@ -19,6 +19,7 @@ from chatconform.load import slo as slo_mod
 from chatconform.load.openloop import ARRIVALS
 from chatconform.load.summary import SUMMARY_FILE, exit_code, lines
 from chatconform.load.thresholds import GATES, HELP
+from chatconform.paths import shown, user_path, user_paths
 from chatconform.preflight import TargetUnusable, check_target
 from chatconform.target import (
     TARGET_FIELDS,
@@ -318,11 +319,14 @@ def _run(args: argparse.Namespace) -> int:
     from chatconform.embedded import EmbeddedError, EmbeddedServer
     from chatconform.load.runner import Plan, Progress, run_locust
 
+    user_paths(args)  # --report-dir, --target-file: before Locust starts in the report directory
     role = _role(args)
     values = _plan_values(args)
     if args.timeout <= 0 or args.stream_timeout <= 0:
         raise UsageError("--timeout and --stream-timeout must be > 0")
-    report_dir = Path(args.report_dir or Path("reports") / time.strftime("%Y%m%d-%H%M%S"))
+    report_dir = Path(
+        args.report_dir or user_path(Path("reports") / time.strftime("%Y%m%d-%H%M%S"))
+    )
     limits = Limits(timeout=args.timeout, stream_timeout=args.stream_timeout)
     explicit = {a: getattr(args, a) for a in TARGET_FIELDS}
     server: EmbeddedServer | None = None
@@ -372,7 +376,7 @@ def _run(args: argparse.Namespace) -> int:
         if role == "worker":
             print(
                 f"chatconform load: worker of the master at {plan.master_host}:"
-                f"{plan.master_port} (the master's settings apply) -> {plan.report_dir}",
+                f"{plan.master_port} (the master's settings apply) -> {shown(plan.report_dir)}",
                 flush=True,
             )
         else:
@@ -383,7 +387,7 @@ def _run(args: argparse.Namespace) -> int:
             )
             print(
                 f"chatconform load: profile {values['profile'].name}, {plan.endpoint}, {mode}, "  # type: ignore[attr-defined]
-                f"{plan.run_time:g} s, {processes} -> {plan.report_dir}",
+                f"{plan.run_time:g} s, {processes} -> {shown(plan.report_dir)}",
                 flush=True,
             )
         if values["profile"].sweep:  # type: ignore[attr-defined]
@@ -408,7 +412,7 @@ def _run(args: argparse.Namespace) -> int:
     write_run_reports(plan.report_dir)  # summary.html/md with the latency plots
     for line in lines(summary):
         print(line)
-    print(f"reports: {plan.report_dir}")
+    print(f"reports: {shown(plan.report_dir)}")
     return exit_code(summary)
 
 
@@ -440,7 +444,7 @@ def _sweep(args: argparse.Namespace, values: dict[str, object], base: Plan) -> i
     print(
         f"chatconform load: sweep from {spec.start_rps:g} req/s (x{spec.factor:g}, "
         f"{spec.step_s:g} s a step), SLO {values['objectives']}, good at attainment >= "
-        f"{spec.target:.0%} -> {base.report_dir}",
+        f"{spec.target:.0%} -> {shown(base.report_dir)}",
         flush=True,
     )
 
@@ -468,7 +472,7 @@ def _sweep(args: argparse.Namespace, values: dict[str, object], base: Plan) -> i
     write_sweep_html(base.report_dir, result)
     for line in sweep_mod.lines(result):
         print(line)
-    print(f"reports: {base.report_dir}")
+    print(f"reports: {shown(base.report_dir)}")
     knee = result["knee"]
     if args.min_knee_rps is not None:
         value = knee["offered_rps"] if knee else 0.0

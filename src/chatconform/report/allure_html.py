@@ -124,14 +124,27 @@ def allure_config(name: str) -> dict[str, object]:
     return {
         "name": name,
         "categories": CATEGORIES,
-        "plugins": {"awesome": {"options": {"singleFile": True, "reportName": name}}},
+        "plugins": {
+            "awesome": {
+                "options": {
+                    "singleFile": True,
+                    "reportName": name,
+                    # the tree reads by rule: family > rule > clause (Allure's behaviour labels)
+                    "groupBy": ["epic", "feature", "story"],
+                }
+            }
+        },
     }
 
 
 def build_allure_html(
     results: Path, output: Path, name: str = "chatconform", install: bool = True
 ) -> AllureBuild:
-    """`allure generate results -o output` with chatconform's categories; ReportError on failure."""
+    """`allure generate results -o output` with chatconform's categories; ReportError on failure.
+
+    Allure runs in a temporary directory (so no stray allurerc of the caller's is read): both paths
+    are made absolute against the caller's working directory first."""
+    results, output = Path(os.path.abspath(results)), Path(os.path.abspath(output))
     if not results.is_dir() or not any(results.glob("*-result.json")):
         raise ReportError(
             f"no Allure results in {results}: runs write them with `--alluredir` (chatconform run "

@@ -4,13 +4,15 @@
 pytest runs with `--alluredir DIR` (allure-pytest writes the results), it registers `AllureAugmenter`,
 which, just before allure-pytest writes each test's result file, adds:
 
-- labels `rule` (one per rule), `level` (D/C), `family`, `verdict` (PASS/FAIL/WARN/SKIP), plus the
-  Behaviors tree (`epic` / `feature` = family / `story` = rule) and `severity` (D critical, C normal);
+- labels `rule` (one per rule), `level` (D/C), `family`, `verdict` (PASS/FAIL/ERROR/WARN/SKIP), the
+  Behaviors tree (`epic` = family / `feature` = rule / `story` = clause, for rules with several) and
+  `severity` (D critical, C normal);
 - a link per rule (`CHATCONFORM_RULE_URL`, a template with `{rule}`; by default the rule's row in
   the run's summary.html, `../summary.html#rule-<id>`, as seen from `<run>/allure-report/`);
-- a status that matches chatconform's grading (a contract failure is `failed`, a contract-decision
-  warning stays `passed` with a `CONTRACT WARN` message, a harness error or an unreachable target is
-  `broken`), with messages that categories.json sorts into separate categories;
+- a status that matches chatconform's grading (a contract failure or a target that did not answer is
+  `failed`, a contract-decision warning stays `passed` with a `CONTRACT WARN` message, an ERROR (a
+  harness exception, a request the run's budget did not send) is `broken`), with messages that
+  categories.json sorts into separate categories; notes (level I) never change the status;
 - for anything not PASS: the request and response, the SSE wire log with each frame's arrival time,
   the curl line that reproduces it, and the findings as JSON.
 
@@ -48,6 +50,11 @@ MAX_EXCHANGES_ATTACHED = 4
 # Regexes are anchored with ^ and end in [\s\S]* so Java's full match and JS's search agree.
 CATEGORIES: list[dict[str, Any]] = [
     {
+        "name": "Target did not answer (FAIL): unreachable or timed out",
+        "matchedStatuses": ["failed"],
+        "messageRegex": r"^TARGET UNREACHABLE OR TIMED OUT[\s\S]*",
+    },
+    {
         "name": "Contract failures: documented rules (D)",
         "matchedStatuses": ["failed"],
         "messageRegex": r"^CONTRACT FAIL \(D\)[\s\S]*",
@@ -63,12 +70,12 @@ CATEGORIES: list[dict[str, Any]] = [
         "messageRegex": r"^CONTRACT WARN[\s\S]*",
     },
     {
-        "name": "Harness errors: target unreachable or timed out",
+        "name": "Run errors (ERROR): requests the run's budget did not send",
         "matchedStatuses": ["broken"],
-        "messageRegex": r"^TARGET UNREACHABLE OR TIMED OUT[\s\S]*",
+        "messageRegex": r"^NOT SENT[\s\S]*",
     },
     {
-        "name": "Harness errors: exceptions in the harness",
+        "name": "Run errors (ERROR): exceptions in the harness",
         "matchedStatuses": ["broken"],
     },
 ]
@@ -90,6 +97,25 @@ def install(config: pytest.Config, state: Any) -> AllureAugmenter | None:
     config.pluginmanager.register(aug, "chatconform-allure")
     allure_commons.plugin_manager.register(aug.allure_hooks)
     return aug
+
+
+def allure_entries(alluredir: Path) -> dict[str, dict[str, str]]:
+    """Per rule, per test verdict: the Allure 3 test-result id of a result labelled with that rule
+    (Allure 3 names a result md5(its uuid); its page is `index.html#<id>`). Unreadable files are
+    passed over: a link is a convenience, never a reason for a report to fail."""
+    out: dict[str, dict[str, str]] = {}
+    for path in sorted(alluredir.glob("*-result.json")):
+        try:
+            r = json.loads(path.read_text(encoding="utf-8"))
+            labels = [(lb["name"], lb["value"]) for lb in r.get("labels", [])]
+            uid = str(r["uuid"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        verdict = next((v for n, v in labels if n == "verdict"), "")
+        for name, value in labels:
+            if name == "rule":
+                out.setdefault(value, {}).setdefault(verdict, hashlib.md5(uid.encode()).hexdigest())
+    return out
 
 
 def rule_url(rule_id: str) -> str:
@@ -128,6 +154,30 @@ def _declared_rules(item: pytest.Item) -> list[str]:
     for mark in item.iter_markers("rule"):
         ids.extend(str(a) for a in mark.args)
     return ids
+
+
+def behaviour_labels(rules: list[Any], clauses: set[tuple[str, str]]) -> list[Any]:
+    """Allure's behaviour labels, so its Behaviors tree lists the contract rule by rule: epic = the
+    rule family, feature = the rule (`SSE-4: title`), story = a clause of a rule with several
+    (`SSE-4/delta: what it covers`) that this test examined or charged. Allure nests every epic x
+    feature x story a result carries, so a story names its rule."""
+    labels: list[Any] = []
+    for family in dict.fromkeys(r.family for r in rules):
+        labels.append(Label(name="epic", value=family))
+    for r in rules:
+        labels.append(Label(name="feature", value=feature_name(r)))
+    for r in rules:
+        if len(r.clauses) < 2:
+            continue
+        for cid, what in r.clauses:
+            if (r.id, cid) in clauses:
+                labels.append(Label(name="story", value=f"{r.id}/{cid}: {what}"))
+    return labels
+
+
+def feature_name(rule: Any) -> str:
+    """The Allure feature of a rule (the summary page's link finds it by this name too)."""
+    return f"{rule.id}: {rule.title}"
 
 
 class _AllureHooks:
@@ -228,6 +278,16 @@ class AllureAugmenter:
         )
         result.attachments.append(Attachment(name=name, source=file_name, type=mime))
 
+    def _clauses(self, item: pytest.Item, findings: list[Any]) -> set[tuple[str, str]]:
+        """The (rule, clause) pairs this test examined or charged a finding to."""
+        from chatconform.plugin import EXPECT
+
+        stash = getattr(item, "stash", None)
+        expect = stash.get(EXPECT, None) if stash is not None else None
+        seen: set[tuple[str, str]] = set(expect.outcome.examined) if expect is not None else set()
+        seen |= {(f.rule, f.clause_id) for f in findings if f.clause_id}
+        return seen
+
     def augment(self, result: Any) -> None:
         item = self.current
         if item is None:
@@ -239,12 +299,16 @@ class AllureAugmenter:
         if not declared and not findings:
             return
         strict = bool(self.state.strict)
-        fails = [f for f in findings if f.grade(strict) == "FAIL"]
-        warns = [f for f in findings if f.grade(strict) == "WARN"]
+        judged = [f for f in findings if not f.is_note]
+        errors = [f for f in judged if f.grade(strict) == "ERROR"]
+        fails = [f for f in judged if f.grade(strict) == "FAIL"]
+        warns = [f for f in judged if f.grade(strict) == "WARN"]
         skipped = any(r.skipped for r in self.reports)
         pytest_failed = any(r.failed for r in self.reports)
-        if fails or (pytest_failed and not findings):
+        if fails or (pytest_failed and not judged):
             verdict = "FAIL"
+        elif errors:
+            verdict = "ERROR"
         elif warns:
             verdict = "WARN"
         elif skipped:
@@ -252,8 +316,9 @@ class AllureAugmenter:
         else:
             verdict = "PASS"
 
-        rule_ids = list(dict.fromkeys([*declared, *(f.rule for f in findings)]))
+        rule_ids = list(dict.fromkeys([*declared, *(f.rule for f in judged)]))
         known = [RULES[r] for r in rule_ids if r in RULES]
+        clauses = self._clauses(item, findings)
         labels: list[Any] = []
         for r in known:
             labels.append(Label(name="rule", value=r.id))
@@ -261,12 +326,9 @@ class AllureAugmenter:
             labels.append(Label(name="level", value=level))
         for family in dict.fromkeys(r.family for r in known):
             labels.append(Label(name="family", value=family))
-            labels.append(Label(name="feature", value=family))
-        for r in known:
-            if r.id in declared:
-                labels.append(Label(name="story", value=f"{r.id} {r.title}"))
+        # Allure's Behaviors: epic = the rule's family, feature = the rule, story = the clause
+        labels += behaviour_labels(known, clauses)
         labels.append(Label(name="verdict", value=verdict))
-        labels.append(Label(name="epic", value="Flowyte Chat API contract"))
         severity = "critical" if any(r.level == "D" for r in known) else "normal"
         labels.append(Label(name="severity", value=severity))
         labels += [Label(name="tag", value=t) for t in [*(r.id for r in known), verdict]]
@@ -284,9 +346,12 @@ class AllureAugmenter:
         result.description = "\n".join(desc)
 
         secrets = self.secrets()
-        bad = fails + warns
+        bad = errors + fails + warns
         trace = scrub("\n\n".join(self._render(f, strict) for f in bad), secrets) or None
-        harness = [f for f in fails if f.got.startswith("harness error")]
+        harness = [f for f in errors if f.kind == "harness"] or [
+            f for f in fails if f.got.startswith("harness error")
+        ]
+        budget = [f for f in errors if f.kind == "budget"]
         transport = [
             f
             for f in fails
@@ -295,8 +360,11 @@ class AllureAugmenter:
         if harness:
             result.status = Status.BROKEN
             message = f"HARNESS ERROR in {harness[0].rule}: {harness[0].got}"
-        elif transport:
+        elif budget:
             result.status = Status.BROKEN
+            message = f"NOT SENT: run budget ({budget[0].rule}): {budget[0].got}"
+        elif transport:
+            result.status = Status.FAILED  # the target's doing: FAIL, not the run's ERROR
             message = f"TARGET UNREACHABLE OR TIMED OUT ({transport[0].rule}): {transport[0].got}"
         elif fails:
             first = sorted(fails, key=lambda f: f.effective_level() != "D")[0]

@@ -16,6 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from chatconform.paths import shown, user_paths
 from chatconform.report.util import ReportError
 
 EXIT_OK, EXIT_USAGE = 0, 2
@@ -53,6 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    user_paths(args)  # DIR, --compare, -o: against the user's directory, before Allure runs
     try:
         return _run(args)
     except ReportError as exc:
@@ -77,21 +79,20 @@ def _run(args: argparse.Namespace) -> int:
         for d in dirs:
             if not d.is_dir():
                 raise ReportError(f"{d} is not a directory")
-        paths = write_matrix(dirs, out or Path("."))
+        paths = write_matrix(dirs, out or Path.cwd())
         m_json = paths[1].read_text(encoding="utf-8")
         import json
 
         differing = json.loads(m_json)["differing"]
         print(
-            f"chatconform: matrix of {len(dirs)} runs: {paths[0]} ({len(differing)} rules differ"
-            + (f": {', '.join(differing)}" if differing else "")
-            + ")"
+            f"chatconform: matrix of {len(dirs)} runs: {shown(paths[0])} ({len(differing)} rules "
+            "differ" + (f": {', '.join(differing)}" if differing else "") + ")"
         )
         return EXIT_OK
 
     assert run_dir is not None
     written = write_run_reports(run_dir)
-    print(f"chatconform: wrote {', '.join(str(p) for p in written)}")
+    print(f"chatconform: wrote {', '.join(shown(p) for p in written)}")
     if args.allure:
         from chatconform.report.allure_html import build_allure_html
         from chatconform.report.util import read_summary
@@ -105,7 +106,9 @@ def _run(args: argparse.Namespace) -> int:
             name=name,
             install=not args.no_install,
         )
-        print(f"chatconform: Allure report: {build.index}")
+        print(f"chatconform: Allure report: {shown(build.index)}")
+        if out is None:  # summary.html links each rule to its entry in DIR/allure-report
+            write_run_reports(run_dir)
     return EXIT_OK
 
 

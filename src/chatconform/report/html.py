@@ -6,7 +6,7 @@ from html import escape
 
 CSS = """
 :root { --pass:#1a7f37; --fail:#cf222e; --warn:#9a6700; --skip:#6e7781; --bg:#ffffff;
-        --fg:#1f2328; --muted:#59636e; --line:#d1d9e0; --soft:#f6f8fa; }
+        --error:#8250df; --fg:#1f2328; --muted:#59636e; --line:#d1d9e0; --soft:#f6f8fa; }
 * { box-sizing: border-box; }
 body { font: 14px/1.45 -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; color: var(--fg);
        background: var(--bg); margin: 0; padding: 24px 32px; }
@@ -17,12 +17,15 @@ h3 { font-size: 15px; margin: 16px 0 6px; }
           border: 2px solid var(--line); background: var(--soft); }
 .banner.v-FAIL { border-color: var(--fail); background: #ffebe9; }
 .banner.v-PASS { border-color: var(--pass); background: #dafbe1; }
+.banner.v-ERROR { border-color: var(--error); background: #fbefff; }
 .big { font-size: 34px; font-weight: 700; letter-spacing: 1px; }
 .banner.v-FAIL .big { color: var(--fail); } .banner.v-PASS .big { color: var(--pass); }
+.banner.v-ERROR .big { color: var(--error); }
 .badge { display: inline-block; min-width: 46px; text-align: center; padding: 1px 8px;
          border-radius: 10px; font-weight: 600; font-size: 12px; color: #fff; }
 .badge.v-PASS { background: var(--pass); } .badge.v-FAIL { background: var(--fail); }
 .badge.v-WARN { background: var(--warn); } .badge.v-SKIP { background: var(--skip); }
+.badge.v-ERROR { background: var(--error); }
 .badge.v-NA { background: #d0d7de; color: var(--fg); }
 .counts span { margin-right: 12px; }
 table { border-collapse: collapse; width: 100%; margin: 8px 0; }
@@ -32,6 +35,8 @@ th { background: var(--soft); position: sticky; top: 0; z-index: 1; }
 td.id { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; white-space: nowrap; }
 tr.v-FAIL td.id { border-left: 4px solid var(--fail); }
 tr.v-WARN td.id { border-left: 4px solid var(--warn); }
+tr.v-ERROR td.id { border-left: 4px solid var(--error); }
+a.allure { font-size: 12px; margin-left: 6px; }
 tr.evidence td { background: #fbfbfc; padding: 4px 8px 10px 24px; }
 pre { background: var(--soft); border: 1px solid var(--line); border-radius: 6px; padding: 8px;
       overflow-x: auto; white-space: pre-wrap; word-break: break-all; font-size: 12px;
@@ -56,7 +61,7 @@ def e(text: object) -> str:
 
 def badge(verdict: str | None) -> str:
     v = verdict or "NA"
-    cls = v if v in ("PASS", "FAIL", "WARN", "SKIP") else "NA"
+    cls = v if v in ("PASS", "FAIL", "WARN", "SKIP", "ERROR") else "NA"
     return f'<span class="badge v-{cls}">{e(v if verdict else "–")}</span>'
 
 

@@ -28,7 +28,14 @@ from chatconform.report.load import (
     threshold_text,
 )
 from chatconform.report.redact import scrub
-from chatconform.report.util import ReportError, clip, first_finding, read_summary, sorted_rules
+from chatconform.report.util import (
+    COUNT_ORDER,
+    ReportError,
+    clip,
+    first_finding,
+    read_summary,
+    sorted_rules,
+)
 
 HTML_FILE = "summary.html"
 MD_FILE = "summary.md"
@@ -97,7 +104,27 @@ def _finding_html(f: dict[str, Any], i: int) -> str:
     return "".join(parts)
 
 
-def _conformance_html(s: dict[str, Any]) -> str:
+ALLURE_INDEX = "allure-report/index.html"  # where `chatconform report DIR --allure` puts it
+
+
+def allure_links(report_dir: Path, rules: list[dict[str, Any]]) -> dict[str, str]:
+    """Rule id -> its Allure entry (relative to summary.html), when DIR/allure-report exists: the
+    result of a test of that rule with the rule's own verdict, else any result of that rule."""
+    if not (report_dir / ALLURE_INDEX).is_file():
+        return {}
+    from chatconform.report.allure_results import allure_entries
+
+    entries = allure_entries(report_dir / "allure-results")
+    links: dict[str, str] = {}
+    for r in rules:
+        by_verdict = entries.get(str(r.get("id")), {})
+        chosen = by_verdict.get(str(r.get("verdict"))) or next(iter(by_verdict.values()), None)
+        if chosen:
+            links[str(r.get("id"))] = f"{ALLURE_INDEX}#{chosen}"
+    return links
+
+
+def _conformance_html(s: dict[str, Any], links: dict[str, str] | None = None) -> str:
     c = s.get("counts") or {}
     target = (s.get("target") or {}).get("baseUrl", "?")
     mode = (
@@ -110,8 +137,7 @@ def _conformance_html(s: dict[str, Any]) -> str:
         f'<div class="big">{e(verdict)}</div><div><div><b>{e(target)}</b></div>'
         f'<div class="counts" id="counts">'
         + "".join(
-            f'<span data-count="{k}">{badge(k)} {int(c.get(k, 0))}</span>'
-            for k in ("FAIL", "WARN", "SKIP", "PASS")
+            f'<span data-count="{k}">{badge(k)} {int(c.get(k, 0))}</span>' for k in COUNT_ORDER
         )
         + f'<span class="muted">of {total} rules · {e(mode)}</span></div></div></div>'
     ]
@@ -126,17 +152,24 @@ def _conformance_html(s: dict[str, Any]) -> str:
         '<h2>Rules</h2><table id="rules"><tr><th>Rule</th><th>Level</th><th>Family</th>'
         "<th>Title</th><th>Verdict</th><th>First finding</th></tr>"
     )
+    links = links or {}
     for r in sorted_rules(s.get("rules") or []):
         v = str(r.get("verdict"))
         rid = str(r.get("id"))
+        allure = (
+            f'<a class="allure" href="{e(links[rid])}" title="this rule in the Allure report">'
+            "Allure</a>"
+            if rid in links
+            else ""
+        )
         out.append(
             f'<tr class="rule v-{e(v)}" id="rule-{e(rid)}" data-rule="{e(rid)}" '
-            f'data-verdict="{e(v)}"><td class="id"><a href="#rule-{e(rid)}">{e(rid)}</a></td>'
+            f'data-verdict="{e(v)}"><td class="id"><a href="#rule-{e(rid)}">{e(rid)}</a>{allure}</td>'
             f"<td>{e(r.get('level'))}</td><td>{e(r.get('family'))}</td><td>{e(r.get('title'))}</td>"
             f"<td>{badge(v)}</td><td>{e(clip(first_finding(r), 300))}</td></tr>"
         )
         findings = r.get("findings") or []
-        if v in ("FAIL", "WARN") and findings:
+        if v in ("FAIL", "ERROR", "WARN") and findings:
             shown = findings[:MAX_FINDINGS_SHOWN]
             more = len(findings) - len(shown)
             tests = ", ".join(r.get("tests") or [])
@@ -269,17 +302,24 @@ def _load_html(run: LoadRun) -> str:
     return "".join(out)
 
 
-def render_html(summary: dict[str, Any] | None, load: LoadRun | None, title: str) -> str:
+def render_html(
+    summary: dict[str, Any] | None,
+    load: LoadRun | None,
+    title: str,
+    links: dict[str, str] | None = None,
+) -> str:
     body = [f"<h1>{e(title)}</h1>"]
     body.append(f'<div class="muted">chatconform {e(_version())} · generated {e(_now())}</div>')
     if summary is not None:
-        body.append(_conformance_html(summary))
+        body.append(_conformance_html(summary, links))
     if load is not None:
         body.append(_load_html(load))
     body.append(
         "<footer>Verdicts: FAIL a rule broken (documented rules always; contract decisions under "
-        "--strict) · WARN a contract decision broken without --strict · SKIP not exercised by this "
-        "run's configuration. Secrets are shown as $FLOWYTE_* variable names.</footer>"
+        "--strict) · ERROR the run could not judge the rule (a harness exception, a request the "
+        "run's budget did not send) · WARN a contract decision broken without --strict · SKIP not "
+        "examined by this run (with the reason) · PASS examined, nothing broken. Secrets are shown "
+        "as $FLOWYTE_* variable names.</footer>"
     )
     return page(title, "\n".join(body))
 
@@ -290,7 +330,7 @@ def _md_cell(text: object, limit: int = 160) -> str:
     return s.replace("|", "\\|").replace("<", "&lt;")
 
 
-ICON = {"PASS": "✅", "FAIL": "❌", "WARN": "⚠️", "SKIP": "⏭️"}
+ICON = {"PASS": "✅", "FAIL": "❌", "ERROR": "⛔", "WARN": "⚠️", "SKIP": "⏭️"}
 
 
 def _conformance_md(s: dict[str, Any]) -> str:
@@ -302,13 +342,14 @@ def _conformance_md(s: dict[str, Any]) -> str:
     lines = [
         f"## chatconform conformance: {ICON.get(verdict, '')} {verdict}",
         "",
-        f"Target `{target}` · {mode} · **{c.get('FAIL', 0)} FAIL · {c.get('WARN', 0)} WARN · "
-        f"{c.get('SKIP', 0)} SKIP · {c.get('PASS', 0)} PASS** of {len(rules)} rules",
+        f"Target `{target}` · {mode} · **"
+        + " · ".join(f"{c.get(k, 0)} {k}" for k in COUNT_ORDER)
+        + f"** of {len(rules)} rules",
         "",
     ]
     for err in (s.get("harnessErrors") or [])[:5]:
         lines.append(f"- harness error: `{_md_cell(err, 200)}`")
-    bad = [r for r in rules if r.get("verdict") in ("FAIL", "WARN")]
+    bad = [r for r in rules if r.get("verdict") in ("FAIL", "ERROR", "WARN")]
     if bad:
         lines += [
             "| Rule | Lvl | Verdict | Title | First finding |",
@@ -346,7 +387,8 @@ def _conformance_md(s: dict[str, Any]) -> str:
         "|---|---|---|---|",
     ]
     lines += [
-        f"| {r['id']} | {r.get('level')} | {r['verdict']} | {_md_cell(r.get('title'), 80)} |"
+        f"| {r['id']} | {r.get('level')} | {ICON.get(r['verdict'], '')} {r['verdict']} | "
+        f"{_md_cell(r.get('title'), 80)} |"
         for r in rules
     ]
     lines += ["", "</details>", ""]
@@ -450,7 +492,8 @@ def write_run_reports(report_dir: Path) -> list[Path]:
         target = target.get("baseUrl", "")
     verdict = (summary or {}).get("verdict") or (load.verdict if load else "")
     title = f"chatconform {verdict}: {target}" if target else f"chatconform {verdict}"
-    html_text = scrub(render_html(summary, load, title))
+    links = allure_links(report_dir, (summary or {}).get("rules") or [])
+    html_text = scrub(render_html(summary, load, title, links))
     md_text, sections = render_md(summary, load)
     md_text = scrub(md_text)
     html_path = report_dir / HTML_FILE

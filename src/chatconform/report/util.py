@@ -6,7 +6,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-VERDICT_ORDER: dict[str, int] = {"FAIL": 0, "WARN": 1, "SKIP": 2, "PASS": 3}
+# worst first, as chatconform.verdicts.ORDER: FAIL, ERROR (the run could not judge), WARN, SKIP, PASS
+VERDICT_ORDER: dict[str, int] = {"FAIL": 0, "ERROR": 1, "WARN": 2, "SKIP": 3, "PASS": 4}
+# the order reports count verdicts in (every verdict of chatconform.verdicts.VERDICTS)
+COUNT_ORDER: tuple[str, ...] = ("FAIL", "ERROR", "WARN", "SKIP", "PASS")
 SUMMARY_FILE = "summary.json"
 LOAD_SUMMARY_FILE = "load-summary.json"
 
@@ -36,7 +39,7 @@ def read_summary(report_dir: Path) -> dict[str, Any] | None:
 
 
 def sorted_rules(rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Failures first, then warnings, skips and passes; registry order within each."""
+    """Failures first, then errors, warnings, skips and passes; registry order within each."""
     indexed = list(enumerate(rules))
     indexed.sort(key=lambda p: (VERDICT_ORDER.get(p[1].get("verdict", ""), 9), p[0]))
     return [r for _, r in indexed]
