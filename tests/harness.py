@@ -36,16 +36,23 @@ class CliRun:
 
 
 def chatconform(
-    *args: str, report_dir: Path, env: dict[str, str] | None = None, timeout: float = CLI_TIMEOUT_S
+    *args: str,
+    report_dir: Path,
+    env: dict[str, str] | None = None,
+    timeout: float = CLI_TIMEOUT_S,
+    cwd: Path | None = None,
 ) -> CliRun:
+    """`chatconform ARGS` in a child process (in `cwd`, default ours); `report_dir` is where its
+    summary is read from (passed as --report-dir to `run` unless ARGS give one)."""
     cmd = [sys.executable, "-m", "chatconform.cli", *args]
     if "--report-dir" not in args and args and args[0] == "run":
         cmd += ["--report-dir", str(report_dir)]
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWYTE_")}
     full_env.update(env or {})
     done = subprocess.run(
-        cmd, capture_output=True, text=True, timeout=timeout, env=full_env, stdin=subprocess.DEVNULL
-    )
+        cmd, capture_output=True, text=True, timeout=timeout, env=full_env,
+        stdin=subprocess.DEVNULL, cwd=cwd,
+    )  # fmt: skip
     return CliRun(done.returncode, done.stdout, done.stderr, report_dir)
 
 

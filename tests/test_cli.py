@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -13,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from harness import chatconform, reference
+from chatconform.embedded import EmbeddedServer
+
+from harness import chatconform
 
 
 def closed_port() -> int:
@@ -53,49 +56,51 @@ def test_refused_connection(tmp_path: Path) -> None:
     assert_one_line_usage_error(run, "cannot reach the target", url)
 
 
-def test_wrong_key_said_once(tmp_path: Path) -> None:
-    with reference() as server:
-        creds = json.loads(server.credentials.read_text())
-        run = chatconform(
-            "run", "--base-url", creds["baseUrl"], "--api-key", "flowyte_sk_test_wrong",
-            "--agent-id", creds["agentId"], report_dir=tmp_path,
-        )  # fmt: skip
+def test_wrong_key_said_once(tmp_path: Path, shared_reference: EmbeddedServer) -> None:
+    creds = json.loads(shared_reference.credentials.read_text())
+    run = chatconform(
+        "run", "--base-url", creds["baseUrl"], "--api-key", "flowyte_sk_test_wrong",
+        "--agent-id", creds["agentId"], report_dir=tmp_path,
+    )  # fmt: skip
     assert_one_line_usage_error(run, "refused the API key")
 
 
-def test_base_url_without_api_root(tmp_path: Path) -> None:
-    with reference() as server:
-        creds = json.loads(server.credentials.read_text())
-        root = creds["baseUrl"].removesuffix("/api/v1")
-        run = chatconform(
-            "run", "--base-url", root, "--api-key", creds["apiKey"],
-            "--agent-id", creds["agentId"], report_dir=tmp_path,
-        )  # fmt: skip
+def test_base_url_without_api_root(tmp_path: Path, shared_reference: EmbeddedServer) -> None:
+    creds = json.loads(shared_reference.credentials.read_text())
+    root = creds["baseUrl"].removesuffix("/api/v1")
+    run = chatconform(
+        "run", "--base-url", root, "--api-key", creds["apiKey"],
+        "--agent-id", creds["agentId"], report_dir=tmp_path,
+    )  # fmt: skip
     assert_one_line_usage_error(run, "every probe", "/api/v1")
 
 
-def test_environment_and_target_file_configure_a_run(tmp_path: Path) -> None:
-    with reference() as server:
-        creds = json.loads(server.credentials.read_text())
-        env = {"FLOWYTE_BASE_URL": creds["baseUrl"], "FLOWYTE_API_KEY": creds["apiKey"]}
-        env["FLOWYTE_AGENT_ID"] = creds["agentId"]
-        run = chatconform("run", "--suite", "sessions", report_dir=tmp_path, env=env)
-        assert run.code == 0, run.stdout[-2000:]
-        assert run.summary["target"]["baseUrl"] == creds["baseUrl"]
-        ses2 = next(r for r in run.summary["rules"] if r["id"] == "SES-2")
-        # defaults-false is judged on every session; the draft clauses need an unpublished agent
-        assert ses2["verdict"] == "PASS"
-        assert ses2["reason"].startswith("1/3 clauses")
-        clauses = {c["id"]: c for c in ses2["clauses"]}
-        assert clauses["defaults-false"]["verdict"] == "PASS"
-        for cid in ("draft", "no-published-version"):
-            assert clauses[cid]["verdict"] == "SKIP"
-            assert "FLOWYTE_UNPUBLISHED_AGENT_ID" in clauses[cid]["reason"]
-        full = chatconform(
-            "run", "--suite", "sessions", "--target-file", str(server.credentials),
-            report_dir=tmp_path / "file",
-        )  # fmt: skip
-    assert full.code == 0
+def test_environment_and_target_file_configure_a_run(
+    tmp_path: Path, shared_reference: EmbeddedServer
+) -> None:
+    creds = json.loads(shared_reference.credentials.read_text())
+    env = {"FLOWYTE_BASE_URL": creds["baseUrl"], "FLOWYTE_API_KEY": creds["apiKey"]}
+    env["FLOWYTE_AGENT_ID"] = creds["agentId"]
+    run = chatconform("run", "--suite", "sessions", report_dir=tmp_path, env=env)
+    assert run.code == 0, run.stdout[-2000:]
+    assert run.summary["target"]["baseUrl"] == creds["baseUrl"]
+    ses2 = next(r for r in run.summary["rules"] if r["id"] == "SES-2")
+    # defaults-false is judged on every session; the draft clauses need an unpublished agent
+    assert ses2["verdict"] == "PASS"
+    assert ses2["reason"].startswith("1/3 clauses")
+    clauses = {c["id"]: c for c in ses2["clauses"]}
+    assert clauses["defaults-false"]["verdict"] == "PASS"
+    for cid in ("draft", "no-published-version"):
+        assert clauses[cid]["verdict"] == "SKIP"
+        assert "FLOWYTE_UNPUBLISHED_AGENT_ID" in clauses[cid]["reason"]
+    # relative paths, as a person types them: against the directory the command runs in
+    shutil.copy(shared_reference.credentials, tmp_path / "target.json")
+    full = chatconform(
+        "run", "--suite", "sessions", "--target-file", "target.json", "--report-dir", "out/file",
+        report_dir=tmp_path / "out" / "file", cwd=tmp_path,
+    )  # fmt: skip
+    assert full.code == 0, full.stdout[-2000:] + full.stderr[-2000:]
+    assert "Reports: out/file" in " ".join(full.stdout.split()), full.stdout[-500:]
     assert full.verdicts()["SES-2"] == "PASS"
     assert {
         c["verdict"] for r in full.summary["rules"] if r["id"] == "SES-2" for c in r["clauses"]

@@ -19,6 +19,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,6 +84,7 @@ class Step:
     code: int
     out: str
     err: str
+    seconds: float
 
 
 def _env() -> dict[str, str]:
@@ -150,8 +152,11 @@ def test_readme_walk_through_verbatim(tmp_path: Path) -> None:
                 )  # fmt: skip
                 jobs.append(job)
                 continue
+            started = time.monotonic()
             done = run_line(line, repo, env)
-            steps.append(Step(raw, done.returncode, done.stdout, done.stderr))
+            steps.append(Step(raw, done.returncode, done.stdout, done.stderr, 0.0))
+            steps[-1].seconds = time.monotonic() - started
+            print(f"{steps[-1].seconds:6.1f} s  exit {done.returncode}  {line}")
             assert done.returncode == expected_exit(raw), (
                 f"README line {raw!r} exited {done.returncode}, the README says "
                 f"{expected_exit(raw)}\nstdout: {done.stdout[-2000:]}\nstderr: {done.stderr[-2000:]}"

@@ -7,6 +7,8 @@ screenshots next to the reports (`<run>/summary.png`, `<matrix>/matrix.png`)."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
 import re
@@ -22,9 +24,9 @@ import pytest
 from chatconform.paths import resource
 from chatconform.report import pytest_args, write_run_reports
 from chatconform.report.allure_html import build_allure_html, find_allure
-from chatconform.report.allure_results import CATEGORIES
+from chatconform.report.allure_results import CATEGORIES, feature_name
 from chatconform.report.matrix import write_matrix
-from chatconform.rules import FAMILIES
+from chatconform.rules import FAMILIES, RULES
 
 from harness import reference
 
@@ -231,8 +233,8 @@ def test_summary_html_renders_with_verdicts_failures_first(runs: dict[str, Any])
     assert verdicts["OAI-4"] == "FAIL"
     assert verdicts["SSE-7"] == "PASS"
     order = [el["attrs"]["data-verdict"] for el in rows]
-    rank = {"FAIL": 0, "WARN": 1, "SKIP": 2, "PASS": 3}
-    assert order == sorted(order, key=rank.__getitem__), "failures first, then WARN, SKIP, PASS"
+    rank = {"FAIL": 0, "ERROR": 1, "WARN": 2, "SKIP": 3, "PASS": 4}
+    assert order == sorted(order, key=rank.__getitem__), "FAIL first, then ERROR, WARN, SKIP, PASS"
     oai4 = next(el for el in rows if el["attrs"]["data-rule"] == "OAI-4")
     assert "FAIL" in oai4["text"]
     assert "DONE" in oai4["text"]
@@ -397,6 +399,13 @@ def test_allure_results_are_what_allure_reads(runs: dict[str, Any]) -> None:
             assert _labels(r, "level")
             assert _labels(r, "family")
             assert len(_labels(r, "verdict")) == 1
+            # Behaviors read by rule: epic = family, feature = rule, story = a clause of one
+            assert _labels(r, "epic") == list(dict.fromkeys(RULES[x].family for x in rules))
+            assert _labels(r, "feature") == [feature_name(RULES[x]) for x in rules]
+            for story in _labels(r, "story"):
+                rid, _, clause = story.split(":")[0].partition("/")
+                assert rid in rules, story
+                assert clause in RULES[rid].clause_ids, story
             assert {ln["name"].split(":")[0] for ln in r["links"]} == set(rules)
         env = (results_dir / "environment.properties").read_text(encoding="utf-8")
         for key in ("target", "harness.version", "spec.sha256", "strictness", "seed"):
@@ -435,21 +444,69 @@ def test_allure_grading_attachments_and_categories(runs: dict[str, Any]) -> None
     assert "$FLOWYTE_API_KEY" in (d / "allure-results" / curl["source"]).read_text()
 
 
-def test_allure_html_builds(runs: dict[str, Any]) -> None:
+def _report_data(index: Path, name: str) -> Any:
+    """A data file of a single-file Allure 3 report (embedded base64 JSON)."""
+    m = re.search(rf'd\("{re.escape(name)}","([A-Za-z0-9+/=]+)"\)', index.read_text("utf-8"))
+    assert m, f"{name} is not in {index}"
+    return json.loads(base64.b64decode(m.group(1)))
+
+
+@pytest.fixture(scope="module")
+def allure_reports(runs: dict[str, Any]) -> dict[str, Path]:
+    """One Allure 3 build per run of this module (each ~10 s), shared by the tests below."""
     if shutil.which("node") is None:
         pytest.skip("Node.js is not installed: the Allure HTML report needs it")
     if find_allure() is None:
         pytest.skip(
             "Allure 3 is not installed: npm install --prefix ~/.cache/chatconform/allure allure@3"
         )
+    out = {}
     for name in VARIANTS:
         d: Path = runs[name]
         build = build_allure_html(d / "allure-results", d / "allure-report", install=False)
-        assert build.index.stat().st_size > 100_000
+        out[name] = build.index
+    return out
+
+
+def test_allure_html_builds(runs: dict[str, Any], allure_reports: dict[str, Path]) -> None:
+    for name in VARIANTS:
+        d: Path = runs[name]
+        assert allure_reports[name].stat().st_size > 100_000
         stats = json.loads((d / "allure-report" / "summary.json").read_text(encoding="utf-8"))
         assert stats["stats"]["total"] == len(_results(d))
         expected = "failed" if name == "faulty" else "passed"
         assert stats["status"] == expected
+
+
+def test_allure_tree_reads_rule_by_rule(allure_reports: dict[str, Path]) -> None:
+    """The report's tree is the contract: families, then rules, then clauses of a rule."""
+    tree = _report_data(allure_reports["faulty"], "widgets/tree.json")
+    groups = tree["groupsById"]
+    families = [groups[g]["name"] for g in tree["root"]["groups"]]
+    assert families
+    assert set(families) <= set(FAMILIES)
+    features = {
+        groups[c]["name"] for g in tree["root"]["groups"] for c in groups[g].get("groups", [])
+    }
+    assert feature_name(RULES["OAI-4"]) in features
+    assert {f.split(":")[0] for f in features} <= set(RULES)
+
+
+def test_summary_links_each_rule_to_its_allure_entry(
+    runs: dict[str, Any], allure_reports: dict[str, Path]
+) -> None:
+    d: Path = runs["faulty"]
+    write_run_reports(d)  # as `chatconform report DIR --allure` does after the build
+    html = (d / "summary.html").read_text(encoding="utf-8")
+    m = re.search(r'id="rule-OAI-4".*?href="allure-report/index\.html#([0-9a-f]{32})"', html)
+    assert m, "OAI-4 has no link to its Allure entry"
+    linked = {
+        r["uuid"]
+        for r in _results(d)
+        if "OAI-4" in _labels(r, "rule") and _labels(r, "verdict") == ["FAIL"]
+    }
+    assert m.group(1) in {hashlib.md5(u.encode()).hexdigest() for u in linked}
+    assert m.group(1) in allure_reports["faulty"].read_text(encoding="utf-8")
 
 
 # -- secrets --------------------------------------------------------------------------------------
