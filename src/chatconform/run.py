@@ -24,6 +24,17 @@ from chatconform.target import (
     target_options,
 )
 
+# pytest plugins installed alongside chatconform that the suites do not use (the fuzz suite drives
+# Schemathesis and Hypothesis as libraries): not loading them saves ~4 s of CPU per run.
+UNUSED_PLUGINS = (
+    "schemathesis",
+    "hypothesispytest",
+    "locust",
+    "anyio",
+    "xdist",
+    "xdist.looponfail",
+)
+
 
 def _families(selected: list[str] | None) -> list[str]:
     if not selected:
@@ -121,6 +132,7 @@ def run_suites(
     args = [*files, "-c", str(suites / "run.ini"), "--rootdir", str(suites)]
     args += ["-p", "chatconform.plugin"]
     args += ["-p", "no:cacheprovider", "--junitxml", str(report_dir / "junit.xml")]
+    args += [a for name in UNUSED_PLUGINS for a in ("-p", f"no:{name}")]
     args += ["-o", "junit_suite_name=chatconform", "--tb=short", "-W", "ignore::DeprecationWarning"]
     # the CLI has imported chatconform (and httpx) before pytest starts: nothing to rewrite there
     args += ["-W", "ignore::pytest.PytestAssertRewriteWarning"]
