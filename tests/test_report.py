@@ -27,6 +27,7 @@ from chatconform.report.allure_html import build_allure_html, find_allure
 from chatconform.report.allure_results import CATEGORIES, feature_name
 from chatconform.report.matrix import write_matrix
 from chatconform.rules import FAMILIES, RULES
+from chatconform.run import UNUSED_PLUGINS
 
 from harness import reference
 
@@ -55,7 +56,8 @@ def _suite_cmd(report_dir: Path, target_file: Path, strict: bool) -> list[str]:
     cmd += ["--rootdir", str(suites), "-q", "--no-header", "-p", "no:cacheprovider"]
     cmd += ["--junitxml", str(report_dir / "junit.xml"), "-W", "ignore::DeprecationWarning"]
     cmd += ["--report-dir", str(report_dir), "--target-file", str(target_file)]
-    cmd += ["--families", ",".join(FAMILIES), *pytest_args(report_dir)]
+    cmd += ["--suite", ",".join(FAMILIES), *pytest_args(report_dir)]
+    cmd += [a for name in UNUSED_PLUGINS for a in ("-p", f"no:{name}")]
     return [*cmd, "--strict-contract"] if strict else cmd
 
 
