@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from chatconform.agentcalls import DEFAULT_MAX_AGENT_CALLS
 from chatconform.errors import EXIT_USAGE, UsageError
 from chatconform.rules import FAMILIES
 from chatconform.target import (
@@ -13,6 +14,7 @@ from chatconform.target import (
 )
 
 SUITES: tuple[str, ...] = (*FAMILIES, "fuzz")  # fuzz checks rules of every family
+DEFAULT_CONCURRENCY = 4  # tests in flight at once (pytest-xdist workers) for `run`
 
 
 def _add_target_options(p: argparse.ArgumentParser) -> None:
@@ -51,6 +53,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--max-examples", type=int, default=None, help="the fuzz suite's examples per operation"
     )
+    run.add_argument(
+        "--max-agent-calls", default=None, metavar="N",
+        help="requests that may invoke the target's agent (posts, completions) beyond N are not "
+        "sent; rules left unexercised are SKIP ('none': no cap; default "
+        f"{DEFAULT_MAX_AGENT_CALLS})",
+    )  # fmt: skip
+    run.add_argument(
+        "--concurrency", type=int, default=DEFAULT_CONCURRENCY, metavar="N",
+        help="tests run at once against the target (timing-sensitive ones alone; 1: one at a "
+        f"time, in order; default {DEFAULT_CONCURRENCY})",
+    )  # fmt: skip
     run.add_argument("--report-dir", default=None, help="where to write reports")
     run.add_argument("-v", "--verbose", action="store_true", help="pytest's per-test output")
 

@@ -129,7 +129,7 @@ class Client:
         )
         ex = Exchange(method, str(request.url), req_headers, content)
         self.log.append(ex)
-        refusal = self.budget.refusal() if self.budget is not None else None
+        refusal = self.budget.admit(ex) if self.budget is not None else None
         if refusal is not None:
             ex.error = refusal
             ex.not_sent = True

@@ -4,14 +4,24 @@ Suites under suites/ run with it (`chatconform run`, or `pytest suites/ --base-u
 names its rules with `@pytest.mark.rule("SSE-5", ...)` and hands the findings of the checks to the
 `expect` fixture; after the test, every response it provoked also goes through the checks that hold
 for all responses (ERR-1, ERR-4, ENV-1, ...). A finding graded FAIL fails the test; the rule verdicts
-are written to summary.json in the report directory.
+are written to summary.json in the report directory, with the agent calls and tokens the run spent.
+
+Each test's contribution (findings, evidence, skip reasons) is a `TestRecord`, applied to the run's
+state where the test ran and, under pytest-xdist (`chatconform run --concurrency N`, `pytest -n N`),
+carried to the controller in the report's user_properties. Workers share the agent-call ledger and a
+gate that runs the timing-sensitive tests (EXCLUSIVE_RULES) with nothing else in flight.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
+import secrets
+import shutil
+import tempfile
+import time
 import uuid
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -21,10 +31,12 @@ from typing import Any
 
 import pytest
 
+from chatconform.agentcalls import DEFAULT_MAX_AGENT_CALLS, OTHER, AgentCalls, bill_line
 from chatconform.budget import Budget
 from chatconform.checks.errors import every_response
 from chatconform.client import Client
 from chatconform.embedded import EmbeddedError, EmbeddedServer, reference_args_from_env
+from chatconform.gate import Gate
 from chatconform.record import Exchange
 from chatconform.rules import FAMILIES, RULES, UnknownRule, rule
 from chatconform.target import (
@@ -44,6 +56,14 @@ from chatconform.verdicts import (
     grade_rules,
     overall,
 )
+
+#: Timing-sensitive rules (flush timing, concurrent posts, a dropped stream, a burst that must
+#: outrun a rate limit): a test aiming at one runs with nothing else in flight (--concurrency).
+EXCLUSIVE_RULES = frozenset({"SSE-8", "MSG-6", "MSG-7", "ERR-3"})
+RECORD_KEY = "chatconform-record"  # a TestRecord in a report's user_properties
+#: Suites that spend the agent calls the scenario suites left: they run after them (in order, and
+#: under xdist a test of theirs starts once every scenario test finished).
+LAST_FAMILIES = frozenset({"fuzz"})
 
 
 class Fatal(Exception):
@@ -68,12 +88,96 @@ class RunState:
     skipped: dict[str, str] = field(default_factory=dict)
     verdicts: list[RuleVerdict] = field(default_factory=list)
     harness_errors: list[str] = field(default_factory=list)
+    agent_calls: AgentCalls | None = None
+    shared_dir: Path | None = None  # the ledger and the gate, shared with xdist workers
+    owns_shared_dir: bool = False
+    target_info: dict[str, Any] | None = None  # a worker's target, on an xdist controller
+    tests_recorded: int = 0
+    first_tests: int = 0  # suite tests of the families that spend first (not LAST_FAMILIES)
+
+    def apply(self, rec: TestRecord) -> None:
+        """Add one test phase's contribution to the run's verdicts."""
+        self.tests_recorded += 1
+        self.findings.extend(rec.findings)
+        self.evidence.update(rec.evidence)
+        for key, why in rec.unexercised.items():
+            self.unexercised.setdefault(key, why)
+        for rid, why in rec.skipped.items():
+            self.skipped.setdefault(rid, why)
+        for rid in rec.exercised:
+            self.exercised.setdefault(rid, []).append(rec.test)
+        self.harness_errors.extend(rec.harness_errors)
+        if rec.fuzz_seed is not None:
+            self.fuzz_seed = rec.fuzz_seed
+
+
+@dataclass
+class TestRecord:
+    """What one test phase contributed to the verdicts (see RunState.apply)."""
+
+    __test__ = False  # not a pytest test class
+
+    test: str
+    findings: list[Finding] = field(default_factory=list)
+    evidence: Counter[ClauseKey] = field(default_factory=Counter)
+    unexercised: dict[ClauseKey, str] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+    exercised: list[str] = field(default_factory=list)  # rules it examined
+    harness_errors: list[str] = field(default_factory=list)
+    fuzz_seed: int | None = None
+    target: dict[str, Any] | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "test": self.test,
+                "findings": [_finding_json(f) for f in self.findings],
+                "evidence": [[r, c, n] for (r, c), n in self.evidence.items()],
+                "unexercised": [[r, c, why] for (r, c), why in self.unexercised.items()],
+                "skipped": self.skipped,
+                "exercised": self.exercised,
+                "harnessErrors": self.harness_errors,
+                "fuzzSeed": self.fuzz_seed,
+                "target": self.target,
+            },
+            ensure_ascii=False,
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> TestRecord:
+        d = json.loads(text)
+        return cls(
+            test=d["test"],
+            findings=[Finding(**f) for f in d["findings"]],
+            evidence=Counter({(r, c): n for r, c, n in d["evidence"]}),
+            unexercised={(r, c): why for r, c, why in d["unexercised"]},
+            skipped=d["skipped"],
+            exercised=d["exercised"],
+            harness_errors=d["harnessErrors"],
+            fuzz_seed=d["fuzzSeed"],
+            target=d["target"],
+        )
+
+
+def _finding_json(f: Finding) -> dict[str, Any]:
+    return {
+        "rule": f.rule,
+        "expected": f.expected,
+        "got": f.got,
+        "level": f.level,
+        "reproduce": f.reproduce,
+        "evidence": f.evidence,
+        "test": f.test,
+        "kind": f.kind,
+        "clause": f.clause,
+    }
 
 
 STATE = pytest.StashKey[RunState]()
 _STATES: list[RunState] = []  # pytest_keyboard_interrupt is not given the config
 EXPECT = pytest.StashKey["Expect"]()
 LOG = pytest.StashKey[list[Exchange]]()
+REFUSED = pytest.StashKey[int]()  # this process's cap refusals when the test started
 
 
 class Expect:
@@ -127,6 +231,26 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--fuzz-seed", dest="cc_fuzz_seed", type=int, default=None)
     group.addoption("--fuzz-max-examples", dest="cc_fuzz_max_examples", type=int, default=None)
     group.addoption("--embedded-target", dest="cc_embedded", action="store_true", default=False)
+    group.addoption(
+        "--max-agent-calls", dest="cc_max_agent_calls", default=None, metavar="N",
+        help="requests that may invoke the target's agent beyond N are not sent; the rules left "
+        f"unexercised are SKIP ('none': no cap; default {DEFAULT_MAX_AGENT_CALLS})",
+    )  # fmt: skip
+
+
+def agent_call_cap(value: str | int | None) -> int | None:
+    """The --max-agent-calls value: a count >= 0, or None for 'none' (no cap)."""
+    if value is None:
+        return DEFAULT_MAX_AGENT_CALLS
+    if isinstance(value, str) and value.strip().lower() in ("none", "unlimited"):
+        return None
+    try:
+        n = int(value)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise pytest.UsageError(f"--max-agent-calls must be a count >= 0 or 'none', not {value!r}")
+    return n
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -152,6 +276,18 @@ def pytest_configure(config: pytest.Config) -> None:
         families=[n for f in fams for n in f.split(",") if n] if fams else None,
     )
     _STATES.append(state)
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None and "cc_shared_dir" in workerinput:
+        state.shared_dir = Path(workerinput["cc_shared_dir"])
+        if workerinput.get("cc_fuzz_seed") is not None:
+            config.option.cc_fuzz_seed = workerinput["cc_fuzz_seed"]
+    else:
+        state.shared_dir = Path(tempfile.mkdtemp(prefix="chatconform-run-"))
+        state.owns_shared_dir = True
+    state.agent_calls = AgentCalls(
+        agent_call_cap(config.getoption("cc_max_agent_calls")),
+        state.shared_dir / "agent-calls.json",
+    )
     # allure (chatconform.report.allure_results): with --alluredir, label/attach/grade each result
     from chatconform.report.allure_results import install as install_allure
 
@@ -171,8 +307,11 @@ def pytest_collection_modifyitems(
                 rule(rid)
             except UnknownRule as exc:
                 raise pytest.UsageError(f"{item.nodeid}: {exc}") from None
-    if suite_tests and getattr(config, "workerinput", None) is None:
-        _start_target(config)
+    if suite_tests:
+        last = [i for i in items if _declared(i) and _family(i) in LAST_FAMILIES]
+        items[:] = [i for i in items if i not in last] + last  # stable: scenario suites first
+        config.stash[STATE].first_tests = sum(1 for i in items if _declared(i)) - len(last)
+        _start_target(config)  # an xdist worker resolves it too (from the same options)
 
 
 def _start_target(config: pytest.Config) -> None:
@@ -189,7 +328,19 @@ def _start_target(config: pytest.Config) -> None:
             state.target = state.server.start()
     except (TargetError, EmbeddedError) as exc:
         pytest.exit(str(exc), returncode=2)
-    state.budget = Budget(state.limits)
+    state.budget = Budget(state.limits, state.agent_calls)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """pytest-xdist, on the controller: the workers share its ledger, its gate and one fuzz seed."""
+    state = node.config.stash[STATE]
+    assert state.shared_dir is not None
+    node.workerinput["cc_shared_dir"] = str(state.shared_dir)
+    seed = node.config.getoption("cc_fuzz_seed")
+    if seed is None:  # one seed for every worker, so the run replays with --fuzz-seed
+        seed = node.config.option.cc_fuzz_seed = secrets.randbelow(2**31)
+    node.workerinput["cc_fuzz_seed"] = seed
 
 
 def pytest_keyboard_interrupt(excinfo: Any) -> None:
@@ -204,6 +355,9 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     if state is not None and state.server is not None:
         state.server.stop()
         state.server = None
+    if state is not None and state.owns_shared_dir and state.shared_dir is not None:
+        shutil.rmtree(state.shared_dir, ignore_errors=True)
+        state.owns_shared_dir = False
 
 
 # -- fixtures --------------------------------------------------------------------------------
@@ -274,6 +428,45 @@ def _declared(item: pytest.Item) -> list[str]:
     return ids
 
 
+def _family(item: pytest.Item) -> str:
+    """The suite a test belongs to: its `family` marker, else its file's name (test_<family>.py)."""
+    mark = item.get_closest_marker("family")
+    if mark is not None and mark.args:
+        return str(mark.args[0])
+    return Path(str(item.path)).stem.removeprefix("test_")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """Charge the test's agent calls to its suite; under xdist, pass the gate (EXCLUSIVE_RULES)."""
+    state = item.config.stash.get(STATE, None)
+    declared = _declared(item)
+    if state is None or not declared:
+        yield
+        return
+    ledger = state.agent_calls
+    family = _family(item)
+    worker = getattr(item.config, "workerinput", None) is not None
+    gate: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
+    if worker and state.shared_dir is not None:
+        g = Gate(state.shared_dir)
+        gate = g.exclusive() if EXCLUSIVE_RULES & set(declared) else g.shared()
+    if worker and ledger is not None and family in LAST_FAMILIES:
+        deadline = state.budget.deadline if state.budget is not None else time.monotonic()
+        ledger.wait_first(state.first_tests, deadline)
+    if ledger is not None:
+        ledger.suite = family
+        item.stash[REFUSED] = ledger.refused_here
+    try:
+        with gate:
+            yield
+    finally:
+        if ledger is not None:
+            ledger.suite = OTHER
+            if family not in LAST_FAMILIES:
+                ledger.first_done()
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
     outcome = yield
@@ -282,26 +475,76 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     declared = _declared(item)
     if state is None or not declared or call.when == "teardown":
         return
+    rec = _record(item, call, report, state, declared)
+    if rec is None:
+        return
+    state.apply(rec)
+    if getattr(item.config, "workerinput", None) is not None:  # for the controller
+        rec.target = state.target.public() if state.target is not None else None
+        text = rec.to_json()
+        report.user_properties.append(
+            (RECORD_KEY, state.target.redact(text) if state.target is not None else text)
+        )
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """On an xdist controller: apply the record a worker made of the test (see makereport)."""
+    if getattr(report, "node", None) is None:
+        return  # made in this process: already applied
+    for name, value in report.user_properties:
+        if name != RECORD_KEY:
+            continue
+        state = report.node.config.stash.get(STATE, None)
+        if state is None:
+            return
+        rec = TestRecord.from_json(str(value))
+        if state.target is None and rec.target is not None:
+            state.target_info = rec.target
+        state.apply(rec)
+
+
+def _limited(item: pytest.Item, state: RunState) -> str | None:
+    """The limit the user chose that kept a request of this test unsent (None: no such request)."""
+    ledger = state.agent_calls
+    if ledger is None:
+        return None
+    return ledger.limit_text if ledger.refused_here > item.stash.get(REFUSED, 0) else None
+
+
+def _record(
+    item: pytest.Item,
+    call: pytest.CallInfo[None],
+    report: pytest.TestReport,
+    state: RunState,
+    declared: list[str],
+) -> TestRecord | None:
+    """What this test phase contributes to the verdicts; grades the pytest report from it."""
+    rec = TestRecord(item.nodeid)
     if report.skipped:
         reason = _skip_reason(report)
         expect = item.stash.get(EXPECT, None)
         if expect is not None:  # the clause it could not exercise, said before skipping
-            for key, why in expect.outcome.unexercised.items():
-                state.unexercised.setdefault(key, why)
+            rec.unexercised.update(expect.outcome.unexercised)
         for rid in declared:
-            state.skipped.setdefault(rid, reason)
-        return
+            rec.skipped.setdefault(rid, reason)
+        return rec
     if call.when == "setup" and report.passed:
-        return
+        return None
     target = state.target
     expect = item.stash.get(EXPECT, Expect())
     log = item.stash.get(LOG, [])
     found = Outcome()
     found.extend(expect.outcome)
+    every = Outcome()
     for ex in log:
-        found.extend(every_response(ex))
-    if call.excinfo is not None and not call.excinfo.errisinstance(Fatal):
-        found.extend(_error_findings(item, call, declared, log, found))
+        every.extend(every_response(ex))
+    limit = _limited(item, state)
+    if limit is not None:
+        found = _within_limit(found, every, log, declared, limit)
+    else:
+        found.extend(every)
+        if call.excinfo is not None and not call.excinfo.errisinstance(Fatal):
+            found.extend(_error_findings(call, declared, log, found, rec))
     for f in found:
         f.test = item.nodeid
         if f.kind == "target" and f.exchange is not None and f.exchange.not_sent:
@@ -312,20 +555,21 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         elif f.exchange is None and log and target is not None:
             f.reproduce = log[-1].curl(target)
         f.exchange = None
-    state.findings.extend(found)
-    state.evidence.update(found.examined)
-    for key, why in found.unexercised.items():
-        state.unexercised.setdefault(key, why)
+    rec.findings = list(found)
+    rec.evidence = Counter(found.examined)
+    rec.unexercised = dict(found.unexercised)
     completed = call.when == "call" and call.excinfo is None
-    if not completed:
+    if limit is not None:
+        for rid in declared:  # what it kept judged is in the findings; the rest waits on the cap
+            rec.skipped.setdefault(rid, limit)
+    elif not completed:
         # a test stopped early proves nothing about the rules it did not get to
         cause = next((f for f in found if not f.is_note), None)
         why = f"{cause.rule}: {cause.message}" if cause else "an error"
         judged = {f.rule for f in found} | found.rules_examined()
         for rid in set(declared) - judged:
-            state.skipped.setdefault(rid, f"not reached: {item.name} stopped on {why}"[:300])
-    for rid in found.rules_examined() | {f.rule for f in found if not f.is_note}:
-        state.exercised.setdefault(rid, []).append(item.nodeid)
+            rec.skipped.setdefault(rid, f"not reached: {item.name} stopped on {why}"[:300])
+    rec.exercised = sorted(found.rules_examined() | {f.rule for f in found if not f.is_note})
     failing = [f for f in found if f.grade(state.strict) == "FAIL"]
     warnings = [f for f in found if f.grade(state.strict) == "WARN"]
     for w in warnings:
@@ -336,6 +580,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         if target is not None:
             text = target.redact(text)
         report.longrepr = text
+    elif limit is not None:
+        report.outcome = "skipped"  # neither passed nor failed: it could not do what it aims at
+        report.longrepr = (str(item.path), item.location[1] or 0, f"Skipped: {limit}")
     elif (
         call.when == "call"
         and report.failed
@@ -343,6 +590,42 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         and call.excinfo.errisinstance(Fatal)
     ):
         report.outcome = "passed"  # only WARN-graded findings stopped it
+    return rec
+
+
+def _within_limit(
+    found: Outcome, every: Outcome, log: list[Exchange], declared: list[str], limit: str
+) -> Outcome:
+    """A test the agent-call cap cut short. What the target answered before the first refused
+    request stays judged (findings on those exchanges, and the every-response checks of any answer);
+    its other findings, and the evidence of the rules it aims at (its scenario was not played to
+    the end), become 'not exercised' naming the limit: SKIP, never PASS, never FAIL or ERROR."""
+    first = next((i for i, ex in enumerate(log) if ex.limit), len(log))
+    before = {id(ex) for ex in log[:first]}
+    mine = {id(ex) for ex in log}
+    kept = Outcome()
+    for source, per_response in ((found, False), (every, True)):
+        for f in source:
+            ex = f.exchange
+            answered = ex is not None and not ex.not_sent
+            # an exchange outside the test's log: a session-wide client's (the fuzz suite's)
+            if answered and (per_response or id(ex) in before or id(ex) not in mine):
+                kept.append(f)
+            else:
+                kept.unexercised.setdefault((f.rule, f.clause_id or _any_clause(f.rule)), limit)
+        for key, n in source.examined.items():
+            if key[0] not in declared:
+                kept.examined[key] += n
+        for key, why in source.unexercised.items():
+            kept.unexercised.setdefault(key, why)
+    for rid in declared:
+        for cid, _ in RULES[rid].clauses:
+            kept.unexercised.setdefault((rid, cid), limit)
+    return kept
+
+
+def _any_clause(rule_id: str) -> str:
+    return RULES[rule_id].clauses[0][0]
 
 
 def _skip_reason(report: pytest.TestReport) -> str:
@@ -353,11 +636,11 @@ def _skip_reason(report: pytest.TestReport) -> str:
 
 
 def _error_findings(
-    item: pytest.Item,
     call: pytest.CallInfo[None],
     declared: list[str],
     log: list[Exchange],
     found: Outcome,
+    rec: TestRecord,
 ) -> list[Finding]:
     """An exception in a test. The target's doing when its last request failed in transport (it
     did not answer); an ERROR of every rule the test aimed at when the run did not send the request
@@ -374,7 +657,7 @@ def _error_findings(
     else:
         exc = call.excinfo.value
         got, kind = f"harness error {type(exc).__name__}: {exc}", "harness"
-        item.config.stash[STATE].harness_errors.append(f"{item.nodeid}: {got}")
+        rec.harness_errors.append(f"{rec.test}: {got}")
     return [
         Finding(rid, "the harness to judge this rule", got[:500], kind=kind)  # type: ignore[arg-type]
         for rid in dict.fromkeys(declared)
@@ -383,10 +666,12 @@ def _error_findings(
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state = session.config.stash.get(STATE, None)
-    if state is None or state.target is None or not session.items:
+    if state is None or state.tests_recorded == 0:
         return  # no suite test ran (e.g. the self-tests): nothing to judge
-    if getattr(session.config, "workerinput", None) is not None:
+    if state.target is None and state.target_info is None:
         return
+    if getattr(session.config, "workerinput", None) is not None:
+        return  # the controller judges, from the records the workers sent
     state.verdicts = grade_rules(
         state.findings,
         state.evidence,
@@ -400,11 +685,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 def summary_dict(state: RunState) -> dict[str, Any]:
-    assert state.target is not None
+    target = state.target.public() if state.target is not None else state.target_info
+    assert target is not None
     return {
         "verdict": overall(state.verdicts),
         "strict": state.strict,
-        "target": state.target.public(),
+        "target": target,
         "counts": counts(state.verdicts),
         "families": state.families or list(FAMILIES),
         "harnessErrors": state.harness_errors,
@@ -416,6 +702,7 @@ def summary_dict(state: RunState) -> dict[str, Any]:
             "runTimeoutS": state.limits.run_timeout,
             "maxBodyBytes": state.limits.max_body_bytes,
         },
+        "agent": state.agent_calls.to_json() if state.agent_calls is not None else None,
         "rules": [v.to_json() for v in state.verdicts],
     }
 
@@ -424,8 +711,9 @@ def write_summary(state: RunState) -> Path:
     state.report_dir.mkdir(parents=True, exist_ok=True)
     path = state.report_dir / "summary.json"
     text = json.dumps(summary_dict(state), indent=2, ensure_ascii=False)
-    assert state.target is not None
-    path.write_text(state.target.redact(text), encoding="utf-8")
+    if state.target is not None:
+        text = state.target.redact(text)
+    path.write_text(text, encoding="utf-8")
     return path
 
 
@@ -444,3 +732,5 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         f"{c['WARN']} WARN, {c['SKIP']} SKIP of {len(RULES)} rules; "
         f"summary: {state.report_dir / 'summary.json'}"
     )
+    if state.agent_calls is not None:
+        tr.line(bill_line(state.agent_calls.to_json()))

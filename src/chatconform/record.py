@@ -74,7 +74,9 @@ class Exchange:
     error: str | None = None  # transport failure, timeout or cap, said plainly
     timed_out: bool = False  # no byte in time, or the exchange outlived its deadline
     over_cap: bool = False  # the body or stream outgrew the byte cap
-    not_sent: bool = False  # the run's budget (deadline, breaker) refused to send it
+    not_sent: bool = False  # the run's budget (deadline, breaker, agent cap) refused to send it
+    limit: str | None = None  # the limit the user chose that kept it unsent (--max-agent-calls)
+    agent_claim: bool = False  # it held one of the run's agent calls while in flight
     t_start_ns: int = field(default_factory=time.perf_counter_ns)
     t_headers_ns: int | None = None
     t_end_ns: int | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import sys
@@ -10,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from chatconform.agentcalls import DEFAULT_MAX_AGENT_CALLS
 from chatconform.cli import SUITES
 from chatconform.errors import EXIT_ERROR, EXIT_FAIL, EXIT_OK, UsageError
 from chatconform.paths import shown, user_path, user_paths
@@ -56,6 +58,11 @@ def run_command(args: argparse.Namespace) -> int:
             raise UsageError(f"--{name.replace('_', '-')} must be a positive number of seconds")
     if args.max_body_mb <= 0:
         raise UsageError("--max-body-mb must be a positive number")
+    if args.concurrency < 1:
+        raise UsageError("--concurrency must be at least 1")
+    if args.concurrency > 1 and importlib.util.find_spec("xdist") is None:
+        raise UsageError("--concurrency above 1 needs pytest-xdist (pip install pytest-xdist)")
+    cap = _agent_cap(args.max_agent_calls)
     limits = Limits(
         args.timeout,
         args.stream_timeout,
@@ -81,6 +88,11 @@ def run_command(args: argparse.Namespace) -> int:
             extra += ["--fuzz-seed", str(args.seed)]
         if args.max_examples is not None:
             extra += ["--fuzz-max-examples", str(args.max_examples)]
+        extra += ["--max-agent-calls", "none" if cap is None else str(cap)]
+        if args.concurrency > 1:  # pytest-xdist workers; the plugin gates timing-sensitive tests
+            extra += ["-n", str(args.concurrency), "--dist", "load"]
+        else:
+            extra += ["-p", "no:xdist"]
         code = run_suites(target, families, args.strict, report_dir, args.verbose, extra)
     except (TargetError, EmbeddedError, TargetUnusable) as exc:
         raise UsageError(str(exc)) from None
@@ -110,6 +122,20 @@ def run_command(args: argparse.Namespace) -> int:
                   "every rule (exit 3)", file=sys.stderr)  # fmt: skip
         return EXIT_ERROR
     return EXIT_OK
+
+
+def _agent_cap(value: str | None) -> int | None:
+    if value is None:
+        return DEFAULT_MAX_AGENT_CALLS
+    if value.strip().lower() in ("none", "unlimited"):
+        return None
+    try:
+        n = int(value)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise UsageError(f"--max-agent-calls must be a count >= 0 or 'none', not {value!r}")
+    return n
 
 
 def run_suites(
@@ -183,3 +209,7 @@ def print_summary(summary: dict[str, Any], report_dir: Path, seconds: float) -> 
         f"{c['PASS']} PASS, {c['FAIL']} FAIL, {c.get('ERROR', 0)} ERROR, {c['WARN']} WARN, "
         f"{c['SKIP']} SKIP of {len(RULES)} rules, {mode}, in {seconds:.1f} s. Reports: {report_dir}"
     )
+    if summary.get("agent"):
+        from chatconform.agentcalls import bill_line
+
+        console.print(bill_line(summary["agent"]))

@@ -1,0 +1,238 @@
+"""The agent bill: requests that reached the target's agent, the tokens it reported, and their cap.
+
+A request invokes the agent when it is a POST to `/chat/sessions/{id}/messages` or `/chat/completions`
+and the target accepted it (2xx): a request the target rejects (401, 400, 404, ...) is answered before
+any agent runs and costs nothing. The tally is kept per suite (the test file's family) and, when the
+run has a cap (`--max-agent-calls N`), a request that might invoke the agent is sent only while a call
+is left: each holds one call while in flight and gives it back unless it was accepted, so the cap is
+never exceeded, however many requests run at once.
+
+The ledger lives in a small file shared by every process of the run (pytest-xdist workers), locked
+with flock(2) for each update; without a file it is kept in memory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from chatconform.record import Exchange
+
+#: Agent calls a run may make unless told otherwise, sized for a CI gate: a strict run of every suite
+#: against the reference makes 31 through the scenario suites (which run first and judge every rule)
+#: and the fuzz suite spends what is left; `--max-agent-calls` raises or lowers it.
+DEFAULT_MAX_AGENT_CALLS = 60
+OTHER = "other"  # requests made outside any suite test
+_MESSAGES = re.compile(r"/chat/sessions/[^/]+/messages$")
+
+
+def invokes_agent(method: str, url: str) -> bool:
+    """Whether a request of this shape runs the target's agent when the target accepts it."""
+    if method.upper() != "POST":
+        return False
+    path = urlsplit(url).path.rstrip("/")
+    return path.endswith("/chat/completions") or bool(_MESSAGES.search(path))
+
+
+def reported_tokens(ex: Exchange) -> int | None:
+    """The tokens the target reported for this exchange (`usage` of a completion, plain or in a
+    streamed chunk, or of a message reply), or None when it reported none."""
+    found: int | None = None
+    docs: list[Any] = []
+    if ex.stream is not None:
+        for event in ex.stream.events:
+            if "usage" in event.data:
+                with contextlib.suppress(ValueError):
+                    docs.append(json.loads(event.data))
+    else:
+        docs.append(ex.json())
+    for doc in docs:
+        for holder in (doc, doc.get("data") if isinstance(doc, dict) else None):
+            n = _usage_total(holder.get("usage")) if isinstance(holder, dict) else None
+            if n is not None:
+                found = n  # a stream's last usage is its total
+    return found
+
+
+def _usage_total(usage: Any) -> int | None:
+    if not isinstance(usage, dict):
+        return None
+    total = usage.get("total_tokens")
+    if isinstance(total, int) and not isinstance(total, bool) and total >= 0:
+        return total
+    parts = [usage.get("prompt_tokens"), usage.get("completion_tokens")]
+    if all(isinstance(p, int) and not isinstance(p, bool) and p >= 0 for p in parts):
+        return int(sum(parts))  # type: ignore[arg-type]
+    return None
+
+
+def _empty() -> dict[str, Any]:
+    return {"calls": 0, "tokens": 0, "withUsage": 0, "refused": 0, "inFlight": 0, "bySuite": {}}
+
+
+class AgentCalls:
+    """The run's tally of agent calls and tokens per suite, and its cap (None: no cap)."""
+
+    def __init__(self, cap: int | None, path: Path | None = None) -> None:
+        self.cap = cap
+        self.path = path
+        self.suite = OTHER  # the suite of the test running in this process (set by the plugin)
+        self.refused_here = 0  # requests this process did not send for the cap
+        self._lock = threading.Lock()
+        self._memory = _empty()
+        if path is not None and not path.exists():
+            path.write_text(json.dumps(_empty()), encoding="utf-8")
+
+    @property
+    def limit_text(self) -> str:
+        return f"agent-call budget spent (--max-agent-calls {self.cap})"
+
+    # -- the ledger ---------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _ledger(self) -> Iterator[dict[str, Any]]:
+        with self._lock:
+            if self.path is None:
+                yield self._memory
+                return
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                with os.fdopen(os.dup(fd), "r+", encoding="utf-8") as fh:
+                    text = fh.read()
+                    data = json.loads(text) if text.strip() else _empty()
+                    yield data
+                    fh.seek(0)
+                    fh.truncate()
+                    fh.write(json.dumps(data))
+            finally:
+                os.close(fd)  # releases the lock
+
+    def _update(self, fn: Callable[[dict[str, Any]], Any]) -> Any:
+        with self._ledger() as data:
+            return fn(data)
+
+    def _suite(self, data: dict[str, Any], suite: str) -> dict[str, int]:
+        entry: dict[str, int] = data["bySuite"].setdefault(
+            suite, {"calls": 0, "tokens": 0, "refused": 0}
+        )
+        return entry
+
+    # -- per request --------------------------------------------------------------------
+    def claim(self) -> str | None:
+        """Hold one call for a request that may invoke the agent; the reason it must not be sent
+        when none is left (the request is then counted as refused)."""
+        suite = self.suite
+
+        def claim(data: dict[str, Any]) -> str | None:
+            if self.cap is not None and data["calls"] + data["inFlight"] >= self.cap:
+                data["refused"] += 1
+                self._suite(data, suite)["refused"] += 1
+                self.refused_here += 1
+                return f"not sent: {self.limit_text}"
+            data["inFlight"] += 1
+            return None
+
+        reason: str | None = self._update(claim)
+        return reason
+
+    def settle(self, ex: Exchange) -> None:
+        """Give back the call held for `ex`; count it (and its tokens) when the target accepted it."""
+        suite = self.suite
+        accepted = ex.status is not None and 200 <= ex.status < 300
+        tokens = reported_tokens(ex) if accepted else None
+
+        def settle(data: dict[str, Any]) -> None:
+            data["inFlight"] = max(0, data["inFlight"] - 1)
+            if accepted:
+                entry = self._suite(data, suite)
+                data["calls"] += 1
+                entry["calls"] += 1
+                if tokens is not None:
+                    data["tokens"] += tokens
+                    data["withUsage"] += 1
+                    entry["tokens"] += tokens
+
+        self._update(settle)
+
+    def spend_elsewhere(self, n: int) -> str | None:
+        """Count `n` calls made outside chatconform's client (e.g. through the OpenAI SDKs), all
+        or none: the reason they must not be made when fewer than `n` are left."""
+        suite = self.suite
+
+        def spend(data: dict[str, Any]) -> str | None:
+            if self.cap is not None and data["calls"] + data["inFlight"] + n > self.cap:
+                data["refused"] += n
+                self._suite(data, suite)["refused"] += n
+                self.refused_here += 1
+                return f"not sent: {self.limit_text}"
+            data["calls"] += n
+            self._suite(data, suite)["calls"] += n
+            return None
+
+        reason: str | None = self._update(spend)
+        return reason
+
+    # -- order between suites -----------------------------------------------------------
+    def first_done(self) -> None:
+        """One test of the suites that spend first (the scenario suites) finished, in any process."""
+        self._update(lambda data: data.__setitem__("firstDone", data.get("firstDone", 0) + 1))
+
+    def wait_first(self, n: int, deadline: float, poll_s: float = 0.25) -> bool:
+        """Wait until `n` such tests finished (the fuzz suite spends what they left), at most until
+        `deadline` (time.monotonic()); False when it passed first."""
+        while self.snapshot().get("firstDone", 0) < n:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(poll_s)
+        return True
+
+    # -- reading ------------------------------------------------------------------------
+    def left(self) -> int | None:
+        """Agent calls still available to claim (None: no cap). For the fuzz suite, which sizes
+        its agent-invoking cases to what the scenario suites left."""
+        if self.cap is None:
+            return None
+        data = self.snapshot()
+        return max(0, self.cap - data["calls"] - data["inFlight"])
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._ledger() as data:
+            return json.loads(json.dumps(data))
+
+    def to_json(self) -> dict[str, Any]:
+        """summary.json's `agent` object."""
+        data = self.snapshot()
+        return {
+            "calls": data["calls"],
+            "tokens": data["tokens"],
+            "callsWithUsage": data["withUsage"],
+            "refused": data["refused"],
+            "maxCalls": self.cap,
+            "bySuite": dict(sorted(data["bySuite"].items())),
+        }
+
+
+def bill_line(agent: dict[str, Any]) -> str:
+    """One line of the agent bill: calls, tokens, per suite, what the cap refused."""
+    cap = agent.get("maxCalls")
+    tokens = (
+        f"{agent['tokens']} tokens reported"
+        if agent.get("callsWithUsage")
+        else "no tokens reported"
+    )
+    per = ", ".join(f"{s} {v['calls']}" for s, v in agent.get("bySuite", {}).items() if v["calls"])
+    text = f"agent calls: {agent['calls']}" + (f" of {cap}" if cap is not None else " (no cap)")
+    text += f" ({per})" if per else ""
+    text += f"; {tokens}"
+    if agent.get("refused"):
+        text += f"; {agent['refused']} requests not sent: agent-call budget spent (--max-agent-calls {cap})"
+    return text

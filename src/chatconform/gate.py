@@ -1,0 +1,50 @@
+"""Tests that share the target, and tests that must have it to themselves.
+
+With `--concurrency N` the suites run in N pytest-xdist workers. Most tests only wait on the target and
+can overlap; a timing-sensitive test (SSE-8's flush timing, MSG-6's concurrent posts, MSG-7's dropped
+stream) must run with nothing else in flight. The gate is a readers-writer lock over two files shared
+by every worker, with flock(2): an ordinary test holds the `shared` lock while it runs, a timing-sensitive
+one the `exclusive` lock; a turnstile makes a waiting exclusive test block new shared holders, so it is
+not starved by a stream of short tests.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+
+class Gate:
+    def __init__(self, directory: Path) -> None:
+        self.turnstile = directory / "turnstile.lock"
+        self.rw = directory / "rw.lock"
+
+    @staticmethod
+    def _open(path: Path) -> int:
+        return os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+
+    @contextlib.contextmanager
+    def shared(self) -> Iterator[None]:
+        turn, rw = self._open(self.turnstile), self._open(self.rw)
+        try:
+            fcntl.flock(turn, fcntl.LOCK_EX)
+            fcntl.flock(rw, fcntl.LOCK_SH)
+            fcntl.flock(turn, fcntl.LOCK_UN)
+            yield
+        finally:
+            os.close(rw)
+            os.close(turn)
+
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        turn, rw = self._open(self.turnstile), self._open(self.rw)
+        try:
+            fcntl.flock(turn, fcntl.LOCK_EX)
+            fcntl.flock(rw, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(rw)
+            os.close(turn)
