@@ -87,6 +87,12 @@ class AgentCalls:
         self.path = path
         self.suite = OTHER  # the suite of the test running in this process (set by the plugin)
         self.refused_here = 0  # requests this process did not send for the cap
+        # the fuzz suite spends what the scenario suites left: while a test of a late suite runs
+        # (`late`), a claim waits until the `first_tests` scenario tests have all finished
+        self.late = False
+        self.first_tests = 0
+        self.deadline = float("inf")  # the run's deadline (time.monotonic()) bounds that wait
+        self._first_seen = 0
         self._lock = threading.Lock()
         self._memory = _empty()
         if path is not None and not path.exists():
@@ -129,8 +135,11 @@ class AgentCalls:
     # -- per request --------------------------------------------------------------------
     def claim(self) -> str | None:
         """Hold one call for a request that may invoke the agent; the reason it must not be sent
-        when none is left (the request is then counted as refused)."""
+        when none is left (the request is then counted as refused). A late suite's claim first
+        waits for the scenario suites to finish (in any process of the run)."""
         suite = self.suite
+        if self.late:
+            self.wait_first(self.first_tests, self.deadline)
 
         def claim(data: dict[str, Any]) -> str | None:
             if self.cap is not None and data["calls"] + data["inFlight"] >= self.cap:
@@ -167,6 +176,8 @@ class AgentCalls:
         """Count `n` calls made outside chatconform's client (e.g. through the OpenAI SDKs), all
         or none: the reason they must not be made when fewer than `n` are left."""
         suite = self.suite
+        if self.late:
+            self.wait_first(self.first_tests, self.deadline)
 
         def spend(data: dict[str, Any]) -> str | None:
             if self.cap is not None and data["calls"] + data["inFlight"] + n > self.cap:
@@ -189,10 +200,13 @@ class AgentCalls:
     def wait_first(self, n: int, deadline: float, poll_s: float = 0.25) -> bool:
         """Wait until `n` such tests finished (the fuzz suite spends what they left), at most until
         `deadline` (time.monotonic()); False when it passed first."""
-        while self.snapshot().get("firstDone", 0) < n:
+        if self._first_seen >= n:
+            return True
+        while (seen := self.snapshot().get("firstDone", 0)) < n:
             if time.monotonic() >= deadline:
                 return False
             time.sleep(poll_s)
+        self._first_seen = seen
         return True
 
     # -- reading ------------------------------------------------------------------------

@@ -22,6 +22,8 @@ class Budget:
         self.deadline = time.monotonic() + limits.run_timeout
         self.consecutive_failures = 0
         self.agent_calls = agent_calls
+        if agent_calls is not None:
+            agent_calls.deadline = self.deadline
         self._lock = threading.Lock()
 
     def refusal(self) -> str | None:
@@ -42,7 +44,8 @@ class Budget:
         SKIP naming that limit, where a refusal by the deadline or the breaker is an ERROR."""
         refusal = self.refusal()
         if refusal is None and self.agent_calls is not None and invokes_agent(ex.method, ex.url):
-            refusal = self.agent_calls.claim()
+            refusal = self.agent_calls.claim()  # may wait (a late suite's turn)
+            ex.t_start_ns = time.perf_counter_ns()  # the exchange starts when it may be sent
             if refusal is not None:
                 ex.limit = self.agent_calls.limit_text
             else:

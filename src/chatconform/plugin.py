@@ -21,7 +21,6 @@ import os
 import secrets
 import shutil
 import tempfile
-import time
 import uuid
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -93,7 +92,6 @@ class RunState:
     owns_shared_dir: bool = False
     target_info: dict[str, Any] | None = None  # a worker's target, on an xdist controller
     tests_recorded: int = 0
-    first_tests: int = 0  # suite tests of the families that spend first (not LAST_FAMILIES)
 
     def apply(self, rec: TestRecord) -> None:
         """Add one test phase's contribution to the run's verdicts."""
@@ -294,11 +292,16 @@ def pytest_configure(config: pytest.Config) -> None:
     install_allure(config, state)
 
 
+@pytest.hookimpl(trylast=True)  # after -k/-m deselected: the order and counts of what will run
 def pytest_collection_modifyitems(
     session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
 ) -> None:
     """A marker naming a rule the registry does not know is an error at collection, not a no-op.
-    When a collected test names a rule, the run needs a target: resolve it (or start the reference)."""
+    When a collected test names a rule, the run needs a target: resolve it (or start the reference).
+
+    Order: the scenario suites before LAST_FAMILIES (they spend the agent calls first); under xdist,
+    the timing-sensitive tests first of all, so that they run alone while nothing else has started
+    instead of draining the workers once each."""
     suite_tests = False
     for item in items:
         for rid in _declared(item):
@@ -308,9 +311,17 @@ def pytest_collection_modifyitems(
             except UnknownRule as exc:
                 raise pytest.UsageError(f"{item.nodeid}: {exc}") from None
     if suite_tests:
-        last = [i for i in items if _declared(i) and _family(i) in LAST_FAMILIES]
-        items[:] = [i for i in items if i not in last] + last  # stable: scenario suites first
-        config.stash[STATE].first_tests = sum(1 for i in items if _declared(i)) - len(last)
+        worker = getattr(config, "workerinput", None) is not None
+
+        def rank(item: pytest.Item) -> int:
+            if _declared(item) and _family(item) in LAST_FAMILIES:
+                return 2
+            return 0 if worker and EXCLUSIVE_RULES & set(_declared(item)) else 1
+
+        items.sort(key=rank)  # stable: otherwise in collection order
+        state = config.stash[STATE]
+        if state.agent_calls is not None:
+            state.agent_calls.first_tests = sum(1 for i in items if rank(i) < 2 and _declared(i))
         _start_target(config)  # an xdist worker resolves it too (from the same options)
 
 
@@ -451,11 +462,9 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     if worker and state.shared_dir is not None:
         g = Gate(state.shared_dir)
         gate = g.exclusive() if EXCLUSIVE_RULES & set(declared) else g.shared()
-    if worker and ledger is not None and family in LAST_FAMILIES:
-        deadline = state.budget.deadline if state.budget is not None else time.monotonic()
-        ledger.wait_first(state.first_tests, deadline)
     if ledger is not None:
         ledger.suite = family
+        ledger.late = family in LAST_FAMILIES
         item.stash[REFUSED] = ledger.refused_here
     try:
         with gate:
@@ -463,6 +472,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     finally:
         if ledger is not None:
             ledger.suite = OTHER
+            ledger.late = False
             if family not in LAST_FAMILIES:
                 ledger.first_done()
 

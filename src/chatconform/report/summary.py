@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from chatconform.agentcalls import bill_line
 from chatconform.report.evidence import request_response_text, sse_wire_text, stream_frames
 from chatconform.report.html import badge, e, page
 from chatconform.report.load import (
@@ -141,6 +142,18 @@ def _conformance_html(s: dict[str, Any], links: dict[str, str] | None = None) ->
         )
         + f'<span class="muted">of {total} rules · {e(mode)}</span></div></div></div>'
     ]
+    agent = s.get("agent")
+    if agent:
+        rows = "".join(
+            f'<tr data-suite="{e(name)}"><td>{e(name)}</td><td>{int(v.get("calls", 0))}</td>'
+            f"<td>{int(v.get('tokens', 0))}</td><td>{int(v.get('refused', 0))}</td></tr>"
+            for name, v in (agent.get("bySuite") or {}).items()
+        )
+        out.append(
+            f'<h3 id="agent-bill">Agent calls</h3><p id="agent-line">{e(bill_line(agent))}</p>'
+            '<table id="agent-by-suite"><tr><th>Suite</th><th>Agent calls</th>'
+            f"<th>Tokens reported</th><th>Not sent (cap)</th></tr>{rows}</table>"
+        )
     errors = s.get("harnessErrors") or []
     if errors:
         out.append(
@@ -347,6 +360,8 @@ def _conformance_md(s: dict[str, Any]) -> str:
         + f"** of {len(rules)} rules",
         "",
     ]
+    if s.get("agent"):
+        lines += [bill_line(s["agent"]), ""]
     for err in (s.get("harnessErrors") or [])[:5]:
         lines.append(f"- harness error: `{_md_cell(err, 200)}`")
     bad = [r for r in rules if r.get("verdict") in ("FAIL", "ERROR", "WARN")]
