@@ -497,16 +497,20 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         )
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    """On an xdist controller: apply the record a worker made of the test (see makereport)."""
+    """On an xdist controller: apply the record a worker made of the test (see makereport), and
+    take it out of the report before JUnit and others read its properties."""
     if getattr(report, "node", None) is None:
         return  # made in this process: already applied
-    for name, value in report.user_properties:
-        if name != RECORD_KEY:
-            continue
-        state = report.node.config.stash.get(STATE, None)
-        if state is None:
-            return
+    records = [value for name, value in report.user_properties if name == RECORD_KEY]
+    if not records:
+        return
+    report.user_properties = [p for p in report.user_properties if p[0] != RECORD_KEY]
+    state = report.node.config.stash.get(STATE, None)
+    if state is None:
+        return
+    for value in records:
         rec = TestRecord.from_json(str(value))
         if state.target is None and rec.target is not None:
             state.target_info = rec.target
