@@ -132,14 +132,6 @@ def test_concurrent_claims_never_exceed_the_cap(tmp_path: Path) -> None:
     assert ledger.to_json()["refused"] == 15
 
 
-def test_calls_outside_the_client_all_or_none(tmp_path: Path) -> None:
-    ledger = AgentCalls(3, tmp_path / "ledger.json")
-    assert ledger.spend_elsewhere(2) is None
-    assert ledger.spend_elsewhere(2) is not None  # only one left: not half an SDK run
-    assert ledger.to_json()["calls"] == 2
-    assert ledger.left() == 1
-
-
 # -- the client -----------------------------------------------------------------------------------
 def test_client_refuses_beyond_the_cap_and_counts_what_reached_the_agent(tmp_path: Path) -> None:
     with reference() as server:
@@ -170,6 +162,27 @@ def test_client_refuses_beyond_the_cap_and_counts_what_reached_the_agent(tmp_pat
     assert bill["tokens"] == usage["total_tokens"] > 0
     assert bill["refused"] == 2
     assert bill["bySuite"]["completions"]["calls"] == 1
+
+
+def test_sdk_calls_are_counted_and_capped(tmp_path: Path) -> None:
+    """OAI-5's SDK completions reach the agent outside chatconform's client: the same ledger."""
+    from chatconform import sdk
+
+    with reference() as server:
+        target = _target(server)
+        ledger = AgentCalls(1, tmp_path / "ledger.json")
+        body = {"model": target.agent_id, "messages": [{"role": "user", "content": "hours?"}]}
+        plain, streamed = sdk.run_python(target, body, Budget(Limits(), ledger))
+    assert plain.error is None, plain.error
+    assert plain.exchange is not None
+    assert plain.exchange.status == 200
+    assert streamed.exchange is not None
+    assert streamed.exchange.not_sent
+    assert streamed.exchange.limit == "agent-call budget spent (--max-agent-calls 1)"
+    bill = ledger.to_json()
+    assert (bill["calls"], bill["refused"]) == (1, 1)
+    assert bill["tokens"] > 0
+    assert ledger.left() == 0
 
 
 def _target(server: object):  # type: ignore[no-untyped-def]

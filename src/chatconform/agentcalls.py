@@ -172,26 +172,6 @@ class AgentCalls:
 
         self._update(settle)
 
-    def spend_elsewhere(self, n: int) -> str | None:
-        """Count `n` calls made outside chatconform's client (e.g. through the OpenAI SDKs), all
-        or none: the reason they must not be made when fewer than `n` are left."""
-        suite = self.suite
-        if self.late:
-            self.wait_first(self.first_tests, self.deadline)
-
-        def spend(data: dict[str, Any]) -> str | None:
-            if self.cap is not None and data["calls"] + data["inFlight"] + n > self.cap:
-                data["refused"] += n
-                self._suite(data, suite)["refused"] += n
-                self.refused_here += 1
-                return f"not sent: {self.limit_text}"
-            data["calls"] += n
-            self._suite(data, suite)["calls"] += n
-            return None
-
-        reason: str | None = self._update(spend)
-        return reason
-
     # -- order between suites -----------------------------------------------------------
     def first_done(self) -> None:
         """One test of the suites that spend first (the scenario suites) finished, in any process."""

@@ -237,10 +237,16 @@ def run_python(target: Target, body: dict[str, Any], budget: Budget | None = Non
 def _bounded_python(
     target: Target, body: dict[str, Any], mode: Mode, budget: Budget | None
 ) -> SdkCall:
-    lim = target.limits
-    refused = _refusal(target, body, budget, "python", mode)
+    refused, held = _admit(target, body, budget, "python", mode)
     if refused is not None:
         return refused
+    call = _python_send(target, body, mode)
+    _settle(budget, held, call.exchange)
+    return call
+
+
+def _python_send(target: Target, body: dict[str, Any], mode: Mode) -> SdkCall:
+    lim = target.limits
     captures: list[Capture] = []
     box: list[SdkCall] = []
     worker = threading.Thread(
@@ -257,8 +263,6 @@ def _bounded_python(
         captures[-1].error = f"the SDK's exchange outlived {limit:g} s"
     if captures:
         call.exchange = exchange_of(captures[-1], lim)
-        if budget is not None:
-            budget.record(call.exchange)
     return call
 
 
@@ -303,16 +307,29 @@ def _python_call(
     return call
 
 
-def _refusal(
+def _admit(
     target: Target, body: dict[str, Any], budget: Budget | None, language: str, mode: Mode
-) -> SdkCall | None:
-    """A call the run's budget (deadline, breaker) does not allow: recorded as not sent."""
-    why = budget.refusal() if budget is not None else None
-    if why is None:
-        return None
+) -> tuple[SdkCall | None, Exchange]:
+    """The call as the run's budget sees it: refused (deadline, breaker, agent-call cap: recorded
+    as not sent), or admitted holding one agent call (given back or counted by `_settle`)."""
     ex = Exchange("POST", target.url("/chat/completions"), {}, json.dumps(body).encode())
+    why = budget.admit(ex) if budget is not None else None
+    if why is None:
+        return None, ex
     ex.error, ex.not_sent, ex.t_end_ns = why, True, ex.t_start_ns
-    return SdkCall(language, mode, error=why, exchange=ex)
+    return SdkCall(language, mode, error=why, exchange=ex), ex
+
+
+def _settle(budget: Budget | None, held: Exchange, sent: Exchange | None) -> None:
+    """After an SDK call: the copy of its response settles the agent call held for it (counted
+    when accepted, with its tokens) and feeds the breaker; without a copy the call is given back."""
+    if budget is None:
+        return
+    if sent is None:
+        budget.record(held)
+        return
+    sent.agent_claim = held.agent_claim
+    budget.record(sent)
 
 
 # -- Node: a fetch wrapper, in a child process -----------------------------------------------
@@ -343,10 +360,16 @@ def run_node(target: Target, body: dict[str, Any], budget: Budget | None = None)
 
 
 def _node_call(target: Target, body: dict[str, Any], mode: Mode, budget: Budget | None) -> SdkCall:
-    lim = target.limits
-    refused = _refusal(target, body, budget, "node", mode)
+    refused, held = _admit(target, body, budget, "node", mode)
     if refused is not None:
         return refused
+    call = _node_send(target, body, mode)
+    _settle(budget, held, call.exchange)
+    return call
+
+
+def _node_send(target: Target, body: dict[str, Any], mode: Mode) -> SdkCall:
+    lim = target.limits
     script = NODE_DIR / "sdk_node.mjs"
     shutil.copyfile(NODE_SCRIPT, script)
     env = {**os.environ, "CHATCONFORM_KEY": target.api_key or ""}
@@ -383,8 +406,6 @@ def _node_call(target: Target, body: dict[str, Any], mode: Mode, budget: Budget 
         call.error = target.redact(str(call.error))[:400]
     if data["capture"] is not None:
         call.exchange = exchange_of(_capture_from_node(data["capture"]), lim)
-        if budget is not None:
-            budget.record(call.exchange)
     return call
 
 
