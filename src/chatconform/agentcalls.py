@@ -32,6 +32,7 @@ from chatconform.record import Exchange
 #: and the fuzz suite spends what is left; `--max-agent-calls` raises or lowers it.
 DEFAULT_MAX_AGENT_CALLS = 60
 OTHER = "other"  # requests made outside any suite test
+FIRST, LATE = "firstDone", "lateDone"  # tests finished, of the scenario suites and of late ones
 _MESSAGES = re.compile(r"/chat/sessions/[^/]+/messages$")
 
 
@@ -92,7 +93,7 @@ class AgentCalls:
         self.late = False
         self.first_tests = 0
         self.deadline = float("inf")  # the run's deadline (time.monotonic()) bounds that wait
-        self._first_seen = 0
+        self._seen: dict[str, int] = {}
         self._lock = threading.Lock()
         self._memory = _empty()
         if path is not None and not path.exists():
@@ -139,7 +140,7 @@ class AgentCalls:
         waits for the scenario suites to finish (in any process of the run)."""
         suite = self.suite
         if self.late:
-            self.wait_first(self.first_tests, self.deadline)
+            self.wait_for(FIRST, self.first_tests, self.deadline)
 
         def claim(data: dict[str, Any]) -> str | None:
             if self.cap is not None and data["calls"] + data["inFlight"] >= self.cap:
@@ -173,20 +174,21 @@ class AgentCalls:
         self._update(settle)
 
     # -- order between suites -----------------------------------------------------------
-    def first_done(self) -> None:
-        """One test of the suites that spend first (the scenario suites) finished, in any process."""
-        self._update(lambda data: data.__setitem__("firstDone", data.get("firstDone", 0) + 1))
+    def done(self, what: str) -> None:
+        """One more test of a kind finished (FIRST: a scenario test; LATE: a late suite's), in any
+        process of the run."""
+        self._update(lambda data: data.__setitem__(what, data.get(what, 0) + 1))
 
-    def wait_first(self, n: int, deadline: float, poll_s: float = 0.25) -> bool:
-        """Wait until `n` such tests finished (the fuzz suite spends what they left), at most until
-        `deadline` (time.monotonic()); False when it passed first."""
-        if self._first_seen >= n:
+    def wait_for(self, what: str, n: int, deadline: float, poll_s: float = 0.25) -> bool:
+        """Wait until `n` tests of a kind finished, at most until `deadline` (time.monotonic());
+        False when the deadline passed first."""
+        if self._seen.get(what, 0) >= n:
             return True
-        while (seen := self.snapshot().get("firstDone", 0)) < n:
+        while (seen := self.snapshot().get(what, 0)) < n:
             if time.monotonic() >= deadline:
                 return False
             time.sleep(poll_s)
-        self._first_seen = seen
+        self._seen[what] = seen
         return True
 
     # -- reading ------------------------------------------------------------------------

@@ -30,7 +30,14 @@ from typing import Any
 
 import pytest
 
-from chatconform.agentcalls import DEFAULT_MAX_AGENT_CALLS, OTHER, AgentCalls, bill_line
+from chatconform.agentcalls import (
+    DEFAULT_MAX_AGENT_CALLS,
+    FIRST,
+    LATE,
+    OTHER,
+    AgentCalls,
+    bill_line,
+)
 from chatconform.budget import Budget
 from chatconform.checks.errors import every_response
 from chatconform.client import Client
@@ -60,8 +67,9 @@ from chatconform.verdicts import (
 #: outrun a rate limit): a test aiming at one runs with nothing else in flight (--concurrency).
 EXCLUSIVE_RULES = frozenset({"SSE-8", "MSG-6", "MSG-7", "ERR-3"})
 RECORD_KEY = "chatconform-record"  # a TestRecord in a report's user_properties
-#: Suites that spend the agent calls the scenario suites left: they run after them (in order, and
-#: under xdist a test of theirs starts once every scenario test finished).
+#: Suites that spend the agent calls the scenario suites left: they run after them; under xdist
+#: their agent calls wait until every scenario test finished and, under a cap, their tests take
+#: turns in collection order (so the calls left are shared out the same way at any concurrency).
 LAST_FAMILIES = frozenset({"fuzz"})
 
 
@@ -176,6 +184,7 @@ _STATES: list[RunState] = []  # pytest_keyboard_interrupt is not given the confi
 EXPECT = pytest.StashKey["Expect"]()
 LOG = pytest.StashKey[list[Exchange]]()
 REFUSED = pytest.StashKey[int]()  # this process's cap refusals when the test started
+LATE_TURN = pytest.StashKey[int]()  # a late suite's test: its place among them
 
 
 class Expect:
@@ -319,6 +328,8 @@ def pytest_collection_modifyitems(
             return 0 if worker and EXCLUSIVE_RULES & set(_declared(item)) else 1
 
         items.sort(key=rank)  # stable: otherwise in collection order
+        for k, item in enumerate(i for i in items if rank(i) == 2):
+            item.stash[LATE_TURN] = k
         state = config.stash[STATE]
         if state.agent_calls is not None:
             state.agent_calls.first_tests = sum(1 for i in items if rank(i) < 2 and _declared(i))
@@ -462,9 +473,15 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     if worker and state.shared_dir is not None:
         g = Gate(state.shared_dir)
         gate = g.exclusive() if EXCLUSIVE_RULES & set(declared) else g.shared()
+    late = family in LAST_FAMILIES
+    if worker and late and ledger is not None and ledger.cap is not None:
+        # what the scenario suites left is spent in one order, whatever the workers: the late
+        # tests take their turns in collection order, so a seed replays the same fuzz cases
+        deadline = state.budget.deadline if state.budget is not None else 0.0
+        ledger.wait_for(LATE, item.stash.get(LATE_TURN, 0), deadline)
     if ledger is not None:
         ledger.suite = family
-        ledger.late = family in LAST_FAMILIES
+        ledger.late = late
         item.stash[REFUSED] = ledger.refused_here
     try:
         with gate:
@@ -473,8 +490,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
         if ledger is not None:
             ledger.suite = OTHER
             ledger.late = False
-            if family not in LAST_FAMILIES:
-                ledger.first_done()
+            ledger.done(LATE if late else FIRST)
 
 
 @pytest.hookimpl(hookwrapper=True)
