@@ -361,3 +361,21 @@ def test_concurrency_keeps_the_verdicts_and_the_bill(tmp_path: Path) -> None:
     assert by_suite["history"] > 0
     exercised = {r["id"]: sorted(r["tests"]) for r in one.summary["rules"]}
     assert {r["id"]: sorted(r["tests"]) for r in two.summary["rules"]} == exercised
+
+
+@pytest.mark.parametrize(
+    ("args", "phrase"),
+    [
+        (["--max-agent-calls", "-3"], "--max-agent-calls must be a count >= 0 or 'none'"),
+        (["--max-agent-calls", "many"], "--max-agent-calls must be a count >= 0 or 'none'"),
+        (["--concurrency", "0"], "--concurrency must be at least 1"),
+    ],
+)
+def test_bad_budget_options_are_one_line_usage_errors(
+    args: list[str], phrase: str, tmp_path: Path
+) -> None:
+    run = chatconform("run", *args, report_dir=tmp_path)
+    assert run.code == 2
+    assert run.stderr.strip() == f"chatconform: {phrase}" or phrase in run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in run.stderr

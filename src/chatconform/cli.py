@@ -60,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
         f"{DEFAULT_MAX_AGENT_CALLS})",
     )  # fmt: skip
     run.add_argument(
-        "--concurrency", type=int, default=DEFAULT_CONCURRENCY, metavar="N",
+        "--concurrency", type=int, default=None, metavar="N",
         help="tests run at once against the target (timing-sensitive ones alone; 1: one at a "
         f"time, in order; default {DEFAULT_CONCURRENCY})",
     )  # fmt: skip

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from chatconform.agentcalls import DEFAULT_MAX_AGENT_CALLS
-from chatconform.cli import SUITES
+from chatconform.cli import DEFAULT_CONCURRENCY, SUITES
 from chatconform.errors import EXIT_ERROR, EXIT_FAIL, EXIT_OK, UsageError
 from chatconform.paths import shown, user_path, user_paths
 from chatconform.preflight import TargetUnusable, check_target
@@ -58,9 +58,12 @@ def run_command(args: argparse.Namespace) -> int:
             raise UsageError(f"--{name.replace('_', '-')} must be a positive number of seconds")
     if args.max_body_mb <= 0:
         raise UsageError("--max-body-mb must be a positive number")
+    xdist = importlib.util.find_spec("xdist") is not None
+    if args.concurrency is None:  # the default: one at a time where pytest-xdist is missing
+        args.concurrency = DEFAULT_CONCURRENCY if xdist else 1
     if args.concurrency < 1:
         raise UsageError("--concurrency must be at least 1")
-    if args.concurrency > 1 and importlib.util.find_spec("xdist") is None:
+    if args.concurrency > 1 and not xdist:
         raise UsageError("--concurrency above 1 needs pytest-xdist (pip install pytest-xdist)")
     cap = _agent_cap(args.max_agent_calls)
     limits = Limits(
