@@ -108,29 +108,6 @@ def test_no_cap_counts_everything(tmp_path: Path) -> None:
     assert "(no cap)" in bill_line(ledger.to_json())
 
 
-def test_late_tests_share_what_the_scenario_suites_left(tmp_path: Path) -> None:
-    """The fuzz suite's tests each get an even share of the calls left, whatever their order."""
-    ledger = AgentCalls(11, tmp_path / "ledger.json")
-    ledger.late_tests = 3
-    for _ in range(4):  # the scenario suites
-        assert ledger.claim() is None
-        ledger.settle(answered("POST", "/chat/completions", 200, {}))
-    ledger.late = True
-    granted = {}
-    for turn in (2, 0, 1):  # any order: 7 left -> shares 3, 2, 2 by turn
-        ledger.turn = turn
-        assert ledger.claim() is None  # rejected (400): no agent ran, the share is given back
-        ledger.settle(answered("POST", "/chat/completions", 400, {"status": 400}))
-        n = 0
-        while ledger.claim() is None:
-            ledger.settle(answered("POST", "/chat/completions", 200, {}))
-            n += 1
-            assert n < 20
-        granted[turn] = n
-    assert granted == {0: 3, 1: 2, 2: 2}
-    assert ledger.to_json()["calls"] == 11
-
-
 def test_concurrent_claims_never_exceed_the_cap(tmp_path: Path) -> None:
     ledger = AgentCalls(5, tmp_path / "ledger.json")
     granted: list[bool] = []

@@ -91,8 +91,6 @@ class AgentCalls:
         # the fuzz suite spends what the scenario suites left: while a test of a late suite runs
         # (`late`), a claim waits until the `first_tests` scenario tests have all finished
         self.late = False
-        self.turn = 0  # the running late test's place among the late tests
-        self.late_tests = 0
         self.first_tests = 0
         self.deadline = float("inf")  # the run's deadline (time.monotonic()) bounds that wait
         self._seen: dict[str, int] = {}
@@ -144,20 +142,13 @@ class AgentCalls:
         if self.late:
             self.wait_for(FIRST, self.first_tests, self.deadline)
 
-        turn = self.turn if self.late else None
-
         def claim(data: dict[str, Any]) -> str | None:
-            spent = self.cap is not None and data["calls"] + data["inFlight"] >= self.cap
-            if not spent and turn is not None and self.cap is not None:
-                spent = self._late_used(data, turn) >= self._late_share(data, turn)
-            if spent:
+            if self.cap is not None and data["calls"] + data["inFlight"] >= self.cap:
                 data["refused"] += 1
                 self._suite(data, suite)["refused"] += 1
                 self.refused_here += 1
                 return f"not sent: {self.limit_text}"
             data["inFlight"] += 1
-            if turn is not None and self.cap is not None:
-                data["lateUsed"][str(turn)] += 1
             return None
 
         reason: str | None = self._update(claim)
@@ -166,14 +157,11 @@ class AgentCalls:
     def settle(self, ex: Exchange) -> None:
         """Give back the call held for `ex`; count it (and its tokens) when the target accepted it."""
         suite = self.suite
-        turn = self.turn if self.late else None
         accepted = ex.status is not None and 200 <= ex.status < 300
         tokens = reported_tokens(ex) if accepted else None
 
         def settle(data: dict[str, Any]) -> None:
             data["inFlight"] = max(0, data["inFlight"] - 1)
-            if turn is not None and not accepted and self.cap is not None:
-                data["lateUsed"][str(turn)] = max(0, self._late_used(data, turn) - 1)
             if accepted:
                 entry = self._suite(data, suite)
                 data["calls"] += 1
@@ -184,21 +172,6 @@ class AgentCalls:
                     entry["tokens"] += tokens
 
         self._update(settle)
-
-    def _late_share(self, data: dict[str, Any], turn: int) -> int:
-        """A late test's share of what the scenario suites left: the calls left when the first late
-        claim came (every scenario test had finished), split evenly between the late tests in
-        collection order, so each spends the same share however many run at once."""
-        assert self.cap is not None
-        if "lateBase" not in data:
-            data["lateBase"] = max(0, self.cap - data["calls"] - data["inFlight"])
-        base, n = int(data["lateBase"]), max(1, self.late_tests)
-        return base // n + (1 if turn < base % n else 0)
-
-    @staticmethod
-    def _late_used(data: dict[str, Any], turn: int) -> int:
-        used: dict[str, int] = data.setdefault("lateUsed", {})
-        return used.setdefault(str(turn), 0)
 
     # -- order between suites -----------------------------------------------------------
     def done(self, what: str) -> None:

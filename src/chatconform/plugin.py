@@ -68,8 +68,8 @@ from chatconform.verdicts import (
 EXCLUSIVE_RULES = frozenset({"SSE-8", "MSG-6", "MSG-7", "ERR-3"})
 RECORD_KEY = "chatconform-record"  # a TestRecord in a report's user_properties
 #: Suites that spend the agent calls the scenario suites left: they run after them; under xdist
-#: their agent calls wait until every scenario test finished and, under a cap, each of their tests
-#: gets an even share of what was left (the same share at any concurrency: a seed replays).
+#: their agent calls wait until every scenario test finished and, under a cap, their tests take
+#: turns in collection order (so the calls left are shared out the same way at any concurrency).
 LAST_FAMILIES = frozenset({"fuzz"})
 
 
@@ -328,12 +328,10 @@ def pytest_collection_modifyitems(
             return 0 if worker and EXCLUSIVE_RULES & set(_declared(item)) else 1
 
         items.sort(key=rank)  # stable: otherwise in collection order
-        late = [i for i in items if rank(i) == 2]
-        for k, item in enumerate(late):
+        for k, item in enumerate(i for i in items if rank(i) == 2):
             item.stash[LATE_TURN] = k
         state = config.stash[STATE]
         if state.agent_calls is not None:
-            state.agent_calls.late_tests = len(late)
             state.agent_calls.first_tests = sum(1 for i in items if rank(i) < 2 and _declared(i))
         _start_target(config)  # an xdist worker resolves it too (from the same options)
 
@@ -476,10 +474,14 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
         g = Gate(state.shared_dir)
         gate = g.exclusive() if EXCLUSIVE_RULES & set(declared) else g.shared()
     late = family in LAST_FAMILIES
+    if worker and late and ledger is not None and ledger.cap is not None:
+        # what the scenario suites left is spent in one order, whatever the workers: the late
+        # tests take their turns in collection order, so a seed replays the same fuzz cases
+        deadline = state.budget.deadline if state.budget is not None else 0.0
+        ledger.wait_for(LATE, item.stash.get(LATE_TURN, 0), deadline)
     if ledger is not None:
         ledger.suite = family
         ledger.late = late
-        ledger.turn = item.stash.get(LATE_TURN, 0)
         item.stash[REFUSED] = ledger.refused_here
     try:
         with gate:
