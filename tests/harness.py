@@ -47,6 +47,11 @@ def chatconform(
     cmd = [sys.executable, "-m", "chatconform.cli", *args]
     if "--report-dir" not in args and args and args[0] == "run":
         cmd += ["--report-dir", str(report_dir)]
+    if args and args[0] == "run" and "--concurrency" not in args:
+        # the self-tests already keep both cores busy (pytest -n 2): a run of their own in 4 xdist
+        # workers only adds start-up CPU against a fast reference. The default (4) is exercised
+        # by the README walk-through and tests/test_agent_budget.py.
+        cmd += ["--concurrency", "1"]
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWYTE_")}
     full_env.update(env or {})
     done = subprocess.run(
