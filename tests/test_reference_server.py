@@ -51,8 +51,21 @@ FAULTS = [
     "long-content-500",
     "nonstring-agent-500",
     "missing-errors-array",
+    "invalid-json-accepted",
+    "missing-model-accepted",
+    "nonarray-messages-accepted",
 ]
-VARIATIONS = ["crlf", "cr", "keepalive", "nospace", "split-data", "bom", "extra", "dribble"]
+VARIATIONS = [
+    "crlf",
+    "cr",
+    "keepalive",
+    "nospace",
+    "split-data",
+    "bom",
+    "extra",
+    "dribble",
+    "lenient",
+]
 COMBO = ("crlf", "keepalive", "nospace", "split-data", "bom", "extra", "dribble")
 
 
@@ -895,6 +908,22 @@ def _fault_probe(fault: str, s: Ref, c: httpx.Client) -> None:
         r = c.post(f"{s.base}/chat/sessions/{sid}/messages", json={}, headers=s.auth())
         assert r.status_code == 400
         assert "errors" not in r.json()
+    elif fault == "invalid-json-accepted":
+        r = c.post(f"{s.base}/chat/sessions", content=b"{oops", headers=s.auth())
+        assert r.status_code == 201
+        assert r.json()["data"]["agentId"] == s.creds["agentId"]
+        r = c.post(f"{s.base}/chat/sessions", json={}, headers=s.auth())
+        problem(r, 400, "validation_error")  # only invalid JSON is let through
+    elif fault == "missing-model-accepted":
+        r = c.post(comp, json={"messages": user}, headers=s.auth())
+        assert r.status_code == 200
+        r = c.post(comp, json={"model": 7, "messages": user}, headers=s.auth())
+        problem(r, 400, "validation_error")  # only a missing model is let through
+    elif fault == "nonarray-messages-accepted":
+        r = c.post(comp, json={"model": s.creds["agentId"], "messages": "hi"}, headers=s.auth())
+        assert r.status_code == 200
+        r = c.post(comp, json={"model": s.creds["agentId"], "messages": []}, headers=s.auth())
+        problem(r, 400, "validation_error")  # an empty array is still refused
     else:
         raise AssertionError(f"no probe for {fault}")
 
@@ -923,6 +952,36 @@ def variation_servers(ref_tmp: Path) -> Iterator[dict[str, Ref]]:
         yield servers
     finally:
         stop_all(list(servers.values()), signal.SIGINT)
+
+
+def test_lenient_variation_accepts_only_what_the_contract_allows(
+    variation_servers: dict[str, Ref], ref: Ref, client: httpx.Client
+) -> None:
+    """`lenient` accepts a tool message without content, a `user` that is no string and any body
+    of /end, which the default server refuses; an odd message `name` both accept; what the contract
+    lists (OAI-2) both still refuse."""
+    comp = "/chat/completions"
+    tool = [{"role": "user", "content": "hi"}, {"role": "tool", "tool_call_id": "c1"}]
+    odd_name = [{"role": "user", "content": "hi", "name": 7}]
+    for server, ok in ((variation_servers["lenient"], True), (ref, False)):
+        agent = server.creds["agentId"]
+        for body in ({"model": agent, "messages": tool}, {"model": agent, "messages": odd_name,
+                                                         "user": {"id": 1}}):  # fmt: skip
+            r = client.post(server.base + comp, json=body, headers=server.auth())
+            assert (r.status_code == 200) == ok, (ok, body, r.text)
+        body = {"model": agent, "messages": odd_name}
+        assert client.post(server.base + comp, json=body, headers=server.auth()).status_code == 200
+        sid = new_session(client, server)
+        r = client.post(f"{server.base}/chat/sessions/{sid}/end", content=b"\n[1]",
+                        headers=server.auth())  # fmt: skip
+        assert (r.status_code == 200) == ok, r.text
+        for bad in (
+            {"messages": tool},
+            {"model": agent, "messages": "hi"},
+            {"model": agent, "messages": [{"role": "bot", "content": "x"}]},
+        ):
+            r = client.post(server.base + comp, json=bad, headers=server.auth())
+            problem(r, 400, "validation_error")
 
 
 @pytest.mark.parametrize("name", [*VARIATIONS, "combo"])

@@ -8,6 +8,7 @@ import sys
 
 from chatconform.agentcalls import DEFAULT_MAX_AGENT_CALLS
 from chatconform.errors import EXIT_USAGE, UsageError
+from chatconform.fuzz.seed import DEFAULT_SEED, seed_argument
 from chatconform.rules import FAMILIES
 from chatconform.target import (
     add_target_arguments,
@@ -49,7 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--suite", action="append", default=None, metavar="NAME",
         help=f"a suite, repeatable: {', '.join(SUITES)} (default: all)",
     )  # fmt: skip
-    run.add_argument("--seed", type=int, default=None, help="the fuzz suite's seed (printed)")
+    run.add_argument(
+        "--seed", type=seed_argument, default=None,
+        help="the fuzz suite's seed, an integer or 'random' (default: $FLOWYTE_SEED, else "
+        f"{DEFAULT_SEED}; printed)",
+    )  # fmt: skip
     run.add_argument(
         "--max-examples", type=int, default=None, help="the fuzz suite's examples per operation"
     )

@@ -235,7 +235,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--suite", dest="cc_families", action="append", default=None, metavar="NAME",
         help="the suites this run selected (rules of others are SKIP 'not selected'); repeatable",
     )  # fmt: skip
-    group.addoption("--fuzz-seed", dest="cc_fuzz_seed", type=int, default=None)
+    group.addoption("--fuzz-seed", dest="cc_fuzz_seed", default=None)  # an integer or "random"
     group.addoption("--fuzz-max-examples", dest="cc_fuzz_max_examples", type=int, default=None)
     group.addoption("--embedded-target", dest="cc_embedded", action="store_true", default=False)
     group.addoption(
@@ -407,8 +407,8 @@ def report_dir(request: pytest.FixtureRequest) -> Path:
 
 
 @pytest.fixture(scope="session")
-def fuzz_options(request: pytest.FixtureRequest) -> dict[str, int | None]:
-    """--fuzz-seed and --fuzz-max-examples (None: the fuzz suite's defaults)."""
+def fuzz_options(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """--fuzz-seed (text) and --fuzz-max-examples (None: the fuzz suite's defaults)."""
     return {
         "seed": request.config.getoption("cc_fuzz_seed"),
         "max_examples": request.config.getoption("cc_fuzz_max_examples"),

@@ -7,6 +7,7 @@ run `schemathesis run` themselves (a self-test keeps the two in step).
 
 from __future__ import annotations
 
+import json
 import re
 from functools import cache
 from typing import Any
@@ -23,6 +24,21 @@ OPERATION_RULE: dict[str, str] = {
     "endSession": "SES-5",
     "createChatCompletion": "OAI-1",
 }
+
+#: operationId -> the rules a 2xx JSON body of it is checked for against its response schema
+#: (ENV-1, the envelope, is every_response's; MSG-3 is added when the body carries messages).
+SCHEMA_RULES: dict[str, tuple[str, ...]] = {
+    "createSession": ("SES-1", "SES-4"),
+    "getSession": ("SES-4",),
+    "listMessages": ("MSG-4",),
+    "postMessage": ("MSG-2",),
+    "endSession": ("SES-5",),
+    "createChatCompletion": ("OAI-3",),
+}
+#: The operations on one session, whose 404 for an unknown id is SES-7's.
+SESSION_OPERATIONS: frozenset[str] = frozenset(
+    {"getSession", "listMessages", "postMessage", "endSession"}
+)
 
 #: The statuses a schema-valid request may get (AUTH-1/2, SES-2/3/6/7, MSG-6, ERR-3). Schemathesis's
 #: default also lists 5xx, which the contract never allows (ERR-4).
@@ -200,29 +216,112 @@ def rule_for_failure(
     status: int,
     message: str,
     streamed: bool,
-) -> str:
-    """The contract rule a failed Schemathesis check stands for."""
+    instance: Any = None,
+) -> tuple[str, str | None]:
+    """The contract rule (and clause) a failed Schemathesis check stands for.
+
+    `instance` is what a schema check rejected: for one event of a session stream it decides the
+    rule by that event's payload (`rule_for_stream_event`), never framing.
+    """
     if status >= 500:
-        return "ERR-4"
+        return "ERR-4", None
     if check == "not_a_server_error":
-        return "ERR-4"
+        return "ERR-4", None
     if check == "status_code_conformance":
-        return rule_for_status(operation_id, status)
+        return rule_for_status(operation_id, status), None
     if check == "content_type_conformance":
-        return rule_for_content_type(operation_id, status, streamed)
+        return rule_for_content_type(operation_id, status, streamed), None
     if check == "response_headers_conformance":
-        return "ERR-3"
+        return "ERR-3", None
     if check == "response_schema_conformance":
-        return rule_for_schema_failure(method, path_template, status, message, operation_id)
+        if operation_id == "postMessage" and streamed and is_stream_item(instance):
+            return rule_for_stream_event(instance)
+        return rule_for_schema_failure(method, path_template, status, message, operation_id), None
     if check == "negative_data_rejection":
-        return "OAI-2" if operation_id == "createChatCompletion" else "ERR-2"
+        return ("OAI-2" if operation_id == "createChatCompletion" else "ERR-2"), None
     if check == "positive_data_acceptance":
-        return OPERATION_RULE[operation_id]
+        return OPERATION_RULE[operation_id], None
     if check in ("ignored_auth", "missing_required_header"):
-        return "AUTH-1"
+        return "AUTH-1", None
     if check == "unsupported_method":
-        return "ERR-1"
-    return OPERATION_RULE[operation_id]
+        return "ERR-1", None
+    return OPERATION_RULE[operation_id], None
+
+
+def request_schema_error(operation_id: str, body: Any) -> str | None:
+    """The first way a JSON request body breaks its operation's schema, in words (None: valid,
+    or the operation takes no body schema)."""
+    from chatconform.spec import validator
+
+    for item in load_spec()["paths"].values():
+        for op in item.values():
+            if isinstance(op, dict) and op.get("operationId") == operation_id:
+                content = (op.get("requestBody") or {}).get("content", {})
+                ref = content.get("application/json", {}).get("schema", {}).get("$ref", "")
+                if not ref.startswith("#/components/schemas/") or body is None:
+                    return None
+                errors = sorted(
+                    validator(ref.rsplit("/", 1)[1]).iter_errors(body), key=lambda e: list(e.path)
+                )
+                if not errors:
+                    return None
+                where = "/".join(str(p) for p in errors[0].absolute_path) or "(root)"
+                return f"at {where}: {errors[0].message}"[:300]
+    return None
+
+
+# -- one event of a session stream ---------------------------------------------------------------
+#: agent_message / tool_call / kb_retrieval: the payload schema and SSE-4 clause of each.
+PAYLOADS: dict[str, tuple[str, str]] = {
+    "agent_message": ("AgentMessagePayload", "delta"),
+    "tool_call": ("ToolCallPayload", "tool_call"),
+    "kb_retrieval": ("KbRetrievalPayload", "kb_retrieval"),
+}
+
+
+def is_stream_item(instance: Any) -> bool:
+    """One dispatched event as Schemathesis validates it: `{event, data, id?, retry?}`."""
+    return isinstance(instance, dict) and "event" in instance and "data" in instance
+
+
+def rule_for_stream_event(item: Any) -> tuple[str, str | None]:
+    """The rule a schema violation inside one event of a session stream breaks.
+
+    The event's own fields (a WHATWG parser's output: type, data, id, retry) are framing (SSE-2);
+    anything inside `data` is the rule of that payload: `done` and `error` data are SSE-6's
+    clauses, an AuditEvent's envelope SSE-3, an agent_message / tool_call / kb_retrieval payload
+    SSE-4's clause of that kind. Schemathesis names only the event's whole schema when one of its
+    branches fails, so the event is judged again here, part by part.
+    """
+    from chatconform.spec import validator
+
+    if not is_stream_item(item):
+        return "SSE-2", None
+    event, data = item.get("event"), item.get("data")
+    retry = item.get("retry", 0)
+    if (
+        not isinstance(event, str)
+        or not event
+        or not isinstance(data, str)
+        or not isinstance(item.get("id", ""), str)
+        or not (isinstance(retry, int) and retry >= 0)
+    ):
+        return "SSE-2", None
+    if event in ("done", "error"):
+        return "SSE-6", event
+    try:
+        parsed = json.loads(data)
+    except ValueError:
+        return "SSE-3", None
+    if not validator("AuditEvent").is_valid(parsed):
+        return "SSE-3", None
+    if event in PAYLOADS:
+        if parsed.get("eventType") != event:
+            return "SSE-3", None
+        schema_name, clause = PAYLOADS[event]
+        if not validator(schema_name).is_valid(parsed.get("payload")):
+            return "SSE-4", clause
+    return "SSE-3", None
 
 
 #: Checks whose failures are only contract decisions (C) even when their rule is documented.
@@ -249,40 +348,3 @@ def substitute_agent(operation_id: str, body: Any, agent_id: str | None) -> bool
         body[field] = agent_id
         return True
     return False
-
-
-# -- OpenAI leniency (OAI-1) --------------------------------------------------------------------
-#: Where a /chat/completions body may break the spec's types and still be accepted: OAI-1 has the
-#: endpoint take "the OpenAI request shape" and ignore what it does not use, so a null `stream` or
-#: `user`, and a message's `name`, `tool_call_id` or text parts of another shape, are tolerated
-#: (the reference accepts them). A negative case that is valid once these are relaxed is not
-#: reported by negative_data_rejection.
-def _lenient_completion_schema() -> dict[str, Any]:
-    import copy
-
-    from chatconform.spec import schema
-
-    doc = copy.deepcopy(schema("ChatCompletionRequest"))
-    comps = doc["components"]["schemas"]
-    req = comps["ChatCompletionRequest"]["properties"]
-    req["user"] = {}
-    req["stream"] = {"type": ["boolean", "null"]}
-    msg = comps["ChatCompletionMessage"]["properties"]
-    msg["name"] = {}
-    msg["tool_call_id"] = {}
-    comps["ChatCompletionTextPart"] = {}
-    return doc
-
-
-@cache
-def _lenient_validator() -> Any:
-    from jsonschema import Draft202012Validator
-
-    return Draft202012Validator(_lenient_completion_schema())
-
-
-def tolerated_negative(operation_id: str, body: Any) -> bool:
-    """A schema-violating body the contract lets the server accept (OAI-1's leniency)."""
-    if operation_id != "createChatCompletion" or not isinstance(body, dict):
-        return False
-    return bool(_lenient_validator().is_valid(body))

@@ -2,6 +2,8 @@
 
 - registers the SSE-aware check `chatconform_event_stream` (termination SSE-5 / OAI-4, frame shape
   SSE-3, order SSE-7, `[DONE]` last), on chatconform's own parser;
+- keeps a `negative_data_rejection` failure only when the request, as sent, breaks the contract's
+  rejection list (the spec's `x-must-reject`, `rejection.py`): elsewhere a server may be lenient;
 - puts the target's agent id (`FLOWYTE_AGENT_ID`, when set) into every generated `agentId` of
   createSession and `model` of /chat/completions, in every phase, so that sequences reach real
   sessions (Schemathesis's own `parameters` overrides leave the coverage phase out).
@@ -17,8 +19,9 @@ from typing import Any
 import schemathesis
 from schemathesis import Case, HookContext
 
-from chatconform.fuzz.contract import substitute_agent, tolerated_negative
-from chatconform.fuzz.streams import chatconform_event_stream
+from chatconform.fuzz import rejection
+from chatconform.fuzz.contract import substitute_agent
+from chatconform.fuzz.streams import chatconform_event_stream, exchange_from_response
 
 schemathesis.check(chatconform_event_stream)
 
@@ -32,8 +35,10 @@ def before_call(context: HookContext, case: Case, kwargs: dict[str, Any]) -> Non
 
 @schemathesis.hook
 def filter_failure(context: HookContext, failure: Any, case: Case, response: Any) -> bool:
-    """Drop negative-data failures that OAI-1's leniency allows (see contract.tolerated_negative)."""
+    """Keep a negative-data failure only for a request that breaks the rejection list."""
     if "negative_data_rejection" not in getattr(failure, "checks", ()):
         return True
+    if response is None or not 200 <= response.status_code < 300:
+        return True  # a wrong refusal (e.g. 422) or a 5xx is still a failure
     operation_id = str(case.operation.definition.raw.get("operationId", ""))
-    return not tolerated_negative(operation_id, case.body)
+    return bool(rejection.broken(operation_id, exchange_from_response(response)))

@@ -15,23 +15,30 @@ How it is wired (Schemathesis 4 APIs):
 - stateful: `schema.as_state_machine()` (the spec's links), with `step` sending through the same
   client and adding the model checks (a created session is gettable, history grows by what each
   post returned, an ended session refuses posts) and the tenancy replays;
+- the contract's rejection list (the spec's `x-must-reject`, `rejection.py`) judges what must be
+  refused, on the request as it was sent: a listed violation that gets a 2xx breaks its rule; a
+  request that breaks the schema only where the contract allows leniency is a note (level I);
 - every failure becomes a `Finding` for the rule it breaks (`contract.rule_for_failure`), and
-  Schemathesis's `JunitXmlWriter` writes its own JUnit report of the run.
+  Schemathesis's `JunitXmlWriter` writes its own JUnit report of the run;
+- evidence comes only from what was sent: each check says which rule (clause) it examined on each
+  response (`Outcome.saw`), so a run that sent nothing passes nothing.
 
 Nothing raises inside the Hypothesis tests, so nothing shrinks: the cases of a run are fixed by its
-seed, and the same seed sends the same cases again (the first failing case included).
+seed (fixed by default, `seed.py`), and the same seed sends the same cases again.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import io
 import json
-import secrets
 import time
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import hypothesis
 import requests
@@ -56,19 +63,20 @@ from chatconform.budget import Budget
 from chatconform.checks.common import short
 from chatconform.checks.errors import every_response
 from chatconform.client import Client
-from chatconform.fuzz import contract
+from chatconform.fuzz import contract, rejection
+from chatconform.fuzz.seed import new_seed
 from chatconform.fuzz.streams import (
     SSE_MEDIA_TYPE,
     ContractViolation,
     bind,
-    chatconform_event_stream,
     request_json,
+    stream_findings,
     unbind,
 )
 from chatconform.record import Exchange
 from chatconform.spec import SPEC_PATH
 from chatconform.target import Limits, Target
-from chatconform.verdicts import Finding
+from chatconform.verdicts import Finding, Outcome
 
 #: Fuzzing-phase examples per operation when none is given (the examples and coverage phases
 #: always run in full): sized so that the fuzz suite stays well under 20 s against the reference.
@@ -88,8 +96,14 @@ _TRANSPORT_HEADERS = {
 }
 
 
-def new_seed() -> int:
-    return secrets.randbelow(2**31)
+#: Refusals that say the request was validated (400; 413, 415 and 422 for a body the server did
+#: read); 401, 403, 404, 405, 409 and 429 come before validation and say nothing of the rejection list.
+JUDGES_VALIDATION = frozenset({400, 413, 415, 422})
+#: Bodies no generator produces, sent to every operation whose rejection list covers them
+#: (`unparsable: true`): invalid JSON, a bare line end, and no body at all (ERR-2).
+PROBE_BODIES: tuple[bytes | None, ...] = (b"{oops", b"\n", None)
+
+__all__ = ["DEFAULT_MAX_EXAMPLES", "FuzzSettings", "Fuzzer", "OperationStats", "new_seed"]
 
 
 @dataclasses.dataclass
@@ -112,9 +126,15 @@ class OperationStats:
     cases: Counter[str] = dataclasses.field(default_factory=Counter)  # "phase/mode" -> cases
     sent: int = 0
     unsendable: int = 0
+    not_sent: int = 0  # refused by the run's budget (deadline, breaker)
     skipped_streams: int = 0
+    truncated_streams: int = 0  # longer than the raw bytes kept: schema not checked by Schemathesis
+    must_reject: int = 0  # sent cases that broke the contract's rejection list
+    lenient: int = 0  # invalid cases accepted where the contract allows it (notes)
     seconds: float = 0.0
     stream_strikes: int = 0
+    # what was sent, in order, with the ids the target issued replaced (same seed, same digest)
+    digest: Any = dataclasses.field(default_factory=hashlib.sha256)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -122,7 +142,12 @@ class OperationStats:
             "byPhase": dict(sorted(self.cases.items())),
             "sent": self.sent,
             "unsendable": self.unsendable,
+            "notSent": self.not_sent,
             "skippedStreams": self.skipped_streams,
+            "truncatedStreams": self.truncated_streams,
+            "mustReject": self.must_reject,
+            "leniencyNotes": self.lenient,
+            "sentDigest": self.digest.hexdigest()[:16],
             "seconds": round(self.seconds, 3),
         }
 
@@ -170,7 +195,7 @@ def operation_id(operation: APIOperation) -> str:
 
 
 class Fuzzer:
-    """One fuzz run against a target: sends cases, checks responses, collects findings."""
+    """One fuzz run against a target: sends cases, checks responses, collects findings and evidence."""
 
     def __init__(
         self, target: Target, settings: FuzzSettings, budget: Budget | None = None
@@ -181,19 +206,23 @@ class Fuzzer:
         self.log: list[Exchange] = []
         self.client = Client(self.target, self.log, budget)
         self.stats: dict[str, OperationStats] = {}
+        self.issued: rejection.Issued = {}  # values the target issued (e.g. page cursors)
+        self.aliases: dict[str, str] = {}  # ids the target issued -> stable names (digests)
+        if self.target.agent_id:
+            self.aliases[self.target.agent_id] = "{agent}"
+        self.stopped: str | None = None  # why the run's budget stopped sending, if it did
         self._reported: dict[tuple[str, ...], _Reported] = {}
+        self._evidence = Outcome()  # what the checks examined since the last findings()
         self._junit: dict[str, list[GroupedFailures]] = {}
         self._junit_keys: set[tuple[str, str, str]] = set()
+        self._auth_probed: set[str] = set()  # operations whose auth ignored_auth confirmed
         load_all_checks()
-        self.checks = [
-            *CHECKS.get_by_names(list(contract.BUILTIN_CHECKS)),
-            chatconform_event_stream,
-        ]
+        self.checks = CHECKS.get_by_names(list(contract.BUILTIN_CHECKS))
 
     def close(self) -> None:
         self.client.close()
 
-    # -- findings ---------------------------------------------------------------------------
+    # -- findings and evidence ----------------------------------------------------------------
     def report(self, finding: Finding, key: tuple[str, ...]) -> None:
         """Keep the first finding of a kind (rule, operation, what broke); count the others."""
         full = (finding.rule, *key)
@@ -202,16 +231,45 @@ class Fuzzer:
         else:
             self._reported[full] = _Reported(finding)
 
-    def findings(self) -> list[Finding]:
-        out: list[Finding] = []
+    def take(self, outcome: Outcome, key: tuple[str, ...]) -> None:
+        """Record a check's outcome: its evidence, and each finding under `key` + its text."""
+        self._evidence.examined.update(outcome.examined)
+        for k, why in outcome.unexercised.items():
+            self._evidence.unexercised.setdefault(k, why)
+        for f in outcome:
+            self.report(f, (*key, f.expected[:60]))
+
+    def saw(self, rule: str, clause: str | None = None, n: int = 1) -> None:
+        self._evidence.saw(rule, clause, n)
+
+    def findings(self, aims: Iterable[str] = ()) -> Outcome:
+        """The findings and evidence since the last call.
+
+        When the run's budget stopped the sending, every rule in `aims` that nothing examined is an
+        ERROR (kind "budget"): the run could not judge it, the target did not fail it.
+        """
+        out = Outcome()
+        out.extend(self._evidence)
         for rep in self._reported.values():
             f = rep.finding
             if rep.count > 1:
                 f.got = f"{f.got} ({rep.count} cases in all)"
             f.got = f"{f.got} [fuzz seed {self.settings.seed}]"
             out.append(f)
+        if self.stopped:
+            examined = out.rules_examined() | {f.rule for f in out}
+            for rule in dict.fromkeys(aims):
+                if rule not in examined:
+                    got = f"the fuzz run stopped sending: {self.stopped}"
+                    out.append(
+                        Finding(rule, "the fuzz suite to send its cases", got, kind="budget")
+                    )
         self._reported.clear()
+        self._evidence = Outcome()
         return out
+
+    def sent_cases(self) -> int:
+        return sum(s.sent for s in self.stats.values())
 
     # -- sending ----------------------------------------------------------------------------
     def send(self, case: Case, key: str | None = None) -> Exchange:
@@ -237,14 +295,27 @@ class Fuzzer:
         except (ValueError, TypeError, UnicodeEncodeError) as exc:
             raise Unsendable(f"body cannot be serialized: {exc}") from None
         params = {str(k): v for k, v in (kw.get("params") or {}).items()}
+        return self._request(str(kw["method"]), path, content, params, headers)
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        content: bytes | None,
+        params: dict[str, Any] | None,
+        headers: dict[str, str],
+    ) -> Exchange:
         try:
-            return self.client.request(
-                str(kw["method"]), path, content=content, params=params, key=None, headers=headers
+            ex = self.client.request(
+                method, path, content=content, params=params, key=None, headers=headers
             )
         except Exception as exc:  # httpx refuses the request itself: not the target's doing
             if self.log and self.log[-1].status is None and not self.log[-1].error:
                 self.log.pop()
             raise Unsendable(f"{type(exc).__name__}: {exc}") from None
+        if ex.not_sent:
+            self.stopped = self.stopped or ex.error or "not sent"
+        return ex
 
     def response_of(self, ex: Exchange) -> Response:
         """The Schemathesis Response for what chatconform's client recorded."""
@@ -269,23 +340,79 @@ class Fuzzer:
         )
 
     # -- checking ---------------------------------------------------------------------------
-    def check(self, case: Case, ex: Exchange, phase: str) -> Response | None:
-        """Run every check on one exchange; report what broke. Returns the Schemathesis Response."""
+    def alias(self, session_id: Any) -> None:
+        """Name a session the target created by its rank, so digests do not depend on its id."""
+        if isinstance(session_id, str) and session_id and session_id not in self.aliases:
+            self.aliases[session_id] = f"{{session-{len(self.aliases)}}}"
+
+    def record_sent(self, stats: OperationStats, ex: Exchange) -> None:
+        """Add what was sent to the operation's digest (ids the target issued named by rank)."""
+        body = (ex.request_body or b"").decode("utf-8", "replace")
+        line = f"{ex.method} {ex.url.removeprefix(self.target.base_url)} {body}"
+        for real, name in self.aliases.items():
+            line = line.replace(real, name)
+        stats.digest.update(line.encode("utf-8", "surrogatepass") + b"\n")
+
+    def check(
+        self,
+        case: Case,
+        ex: Exchange,
+        phase: str,
+        *,
+        replay: bool = False,
+        stats: OperationStats | None = None,
+    ) -> Response | None:
+        """Run every check on one exchange; report what broke and record what was examined.
+
+        `replay`: the request was re-sent with another organization's key (tenancy), so it says
+        nothing about the rejection list or unknown sessions. `stats`: where to count it (the
+        operation's own by default). Returns the Schemathesis Response.
+        """
         op = case.operation
         op_id = operation_id(op)
+        label = op.label
+        if stats is None:
+            stats = self.stats.setdefault(label, OperationStats(label))
+        if not ex.not_sent:
+            self.record_sent(stats, ex)
+        if op_id == "createSession" and ex.status is not None and 200 <= ex.status < 300:
+            body = ex.json()
+            data = body.get("data") if isinstance(body, dict) else None
+            self.alias(data.get("id") if isinstance(data, dict) else None)
         if ex.status is None:
+            if ex.not_sent:
+                return None  # the budget's doing: findings() reports the rules left unjudged
             streamed = ex.stream is not None
             rule = ("SSE-5" if op_id == "postMessage" else "OAI-4") if streamed else "ERR-4"
             got = f"no complete response: {ex.error}"
+            self.saw(rule)
             self.report(
                 Finding(rule, "a response within the bounds", got, exchange=ex),
-                (op.label, "no-response"),
+                (label, "no-response"),
             )
             return None
+        every = every_response(ex)
+        for f in every:
+            self.report(f, self.key(label, ex.status, "every_response", f.rule))
+        self.take(_evidence_only(every), ())
+        self.take(stream_findings(ex, op_id), (label, "stream"))
+        if not replay and ex.method.upper() == op.method.upper():
+            self.take(self.rejections(op_id, ex, stats), (label, "must-reject"))
+        self.take(self.examined(case, op_id, ex, replay), ())
+        rejection.harvest(op_id, ex, self.issued)
         response = self.response_of(ex)
+        truncated = ex.stream is not None and ex.stream.parser.bytes_seen > len(ex.stream.wire)
+        if truncated:
+            stats.truncated_streams += 1
+            self.report(_truncated_note(op_id, ex), (label, "truncated-stream"))
         bind(response, ex)
         try:
             for check in self.checks:
+                name = check.__name__
+                if truncated and name == "response_schema_conformance":
+                    continue  # the raw bytes kept are a prefix: never judge a prefix as whole
+                if name == "ignored_auth" and not self._probe_auth(label, ex):
+                    continue
                 try:
                     case.validate_response(
                         response,
@@ -299,12 +426,73 @@ class Fuzzer:
                 except FailureGroup as group:
                     for failure in group.exceptions:
                         if isinstance(failure, Failure):
-                            self.failed(case, ex, response, check.__name__, failure, phase)
+                            self.failed(case, ex, response, name, failure, phase, stats)
         finally:
             unbind(response)
-        for f in every_response(ex):
-            self.report(f, self.key(op.label, ex.status, "every_response", f.rule))
         return response
+
+    def _probe_auth(self, label: str, ex: Exchange) -> bool:
+        """ignored_auth re-sends a 2xx request without its key and with a wrong one (AUTH-1):
+        once per operation is enough, as Schemathesis's own runner does."""
+        if label in self._auth_probed or ex.status is None or not 200 <= ex.status < 300:
+            return False
+        if not any(k.lower() == "authorization" for k in ex.request_headers):
+            return False
+        self._auth_probed.add(label)
+        self.saw("AUTH-1")
+        return True
+
+    def rejections(self, op_id: str, ex: Exchange, stats: OperationStats) -> Outcome:
+        """The contract's rejection list on the request as sent: a listed violation must not be
+        accepted (2xx). Each listed violation sent is one observation of its rule('s clause)."""
+        out = Outcome()
+        broken = rejection.broken(op_id, ex, self.issued)
+        if broken:
+            stats.must_reject += 1
+        assert ex.status is not None
+        for c in broken:
+            if ex.status not in JUDGES_VALIDATION and not 200 <= ex.status < 300:
+                continue  # refused before validation (no key, no such session, busy, ...)
+            out.saw(c.rule, c.clause)
+            if 200 <= ex.status < 300:
+                expected = f"a request that must be rejected to be refused: {c.when}"
+                got = f"HTTP {ex.status} for {ex.method} {ex.url}; body {_body_excerpt(ex)}"
+                out.append(
+                    Finding(
+                        c.rule, expected, self.target.redact(got), level=c.level, exchange=ex,
+                        clause=c.clause,
+                    )
+                )  # fmt: skip
+        return out
+
+    def examined(self, case: Case, op_id: str, ex: Exchange, replay: bool) -> Outcome:
+        """What the Schemathesis checks examine on this response, by rule (their evidence).
+
+        The findings come from the checks themselves (`failed`); this says only what was looked at:
+        a valid request accepted (the operation's rule), a 2xx JSON body against its schema, an
+        unknown session's 404, a request sent without a key (AUTH-1).
+        """
+        out = Outcome()
+        status = ex.status
+        assert status is not None
+        ok = 200 <= status < 300
+        if ok and _is_positive(case):
+            out.saw(contract.OPERATION_RULE[op_id])
+        if ok and ex.stream is None and ex.media_type != SSE_MEDIA_TYPE:
+            for rule in contract.SCHEMA_RULES.get(op_id, ()):
+                out.saw(rule)
+            if op_id in ("listMessages", "postMessage") and _has_messages(ex):
+                out.saw("MSG-3")
+        if status == 404 and not replay and op_id in contract.SESSION_OPERATIONS:
+            out.saw("SES-7")
+        if not any(k.lower() == "authorization" for k in ex.request_headers):
+            out.saw("AUTH-1")
+            if ok:
+                out.append(
+                    Finding("AUTH-1", "a request without a key refused with 401",
+                            f"HTTP {status} for {ex.method} {ex.url}", exchange=ex)
+                )  # fmt: skip
+        return out
 
     @staticmethod
     def key(label: str, status: int | None, *what: str) -> tuple[str, ...]:
@@ -314,14 +502,25 @@ class Fuzzer:
         return (label, *what, str(status))
 
     def failed(
-        self, case: Case, ex: Exchange, response: Response, check: str, failure: Failure, phase: str
+        self,
+        case: Case,
+        ex: Exchange,
+        response: Response,
+        check: str,
+        failure: Failure,
+        phase: str,
+        stats: OperationStats,
     ) -> None:
         op = case.operation
         op_id = operation_id(op)
         label = op.label
-        if check == "negative_data_rejection" and contract.tolerated_negative(
-            op_id, request_json(ex)
-        ):
+        accepted = 200 <= response.status_code < 300
+        if check == "negative_data_rejection" and accepted:
+            # the rejection list judged this request (rejections()); only leniency is left here
+            if rejection.broken(op_id, ex, self.issued) or rejection.may_ignore_body(op_id):
+                return
+            stats.lenient += 1
+            self.report(self.leniency_note(case, ex, failure, phase), (label, "lenient"))
             return
         if isinstance(failure, ContractViolation):
             for f in failure.findings:
@@ -329,7 +528,7 @@ class Fuzzer:
                 self.report(f, (label, check, f.expected[:60]))
         else:
             streamed = ex.media_type == SSE_MEDIA_TYPE or _asked_stream(ex)
-            rule = contract.rule_for_failure(
+            rule, clause = contract.rule_for_failure(
                 check,
                 method=op.method,
                 path_template=op.path,
@@ -337,6 +536,7 @@ class Fuzzer:
                 status=response.status_code,
                 message=failure.message,
                 streamed=streamed,
+                instance=getattr(failure, "instance", None),
             )
             mode = case.meta.generation.mode.value if case.meta is not None else "?"
             expected = f"{check} to pass ({failure.code}: {failure.title})"
@@ -345,8 +545,31 @@ class Fuzzer:
                 f"{response.status_code}; " + short(" ".join(failure.message.split()), 600)
             )
             level = "C" if check in contract.C_LEVEL_CHECKS else None
-            finding = Finding(rule, expected, self.target.redact(got), level=level, exchange=ex)
+            finding = Finding(
+                rule, expected, self.target.redact(got), level=level, exchange=ex, clause=clause
+            )
             self.report(finding, self.key(label, response.status_code, check, failure.code))
+        self.junit(case, ex, response, check, failure)
+
+    def leniency_note(self, case: Case, ex: Exchange, failure: Failure, phase: str) -> Finding:
+        """An invalid request accepted where the contract allows it: a note (I), one example."""
+        op_id = operation_id(case.operation)
+        rule = "OAI-2" if op_id == "createChatCompletion" else "ERR-2"
+        what = contract.request_schema_error(op_id, request_json(ex)) or short(
+            " ".join(failure.message.split()), 300
+        )
+        got = (
+            f"HTTP {ex.status} for a {phase} case that breaks the spec's request schema only where "
+            f"the contract does not require a rejection: {case.method} {case.formatted_path}, "
+            f"body {_body_excerpt(ex)}; {what}"
+        )
+        expected = "nothing (accepting it is allowed); noted for the implementer"
+        return Finding(rule, expected, self.target.redact(got), level="I", exchange=ex)
+
+    def junit(
+        self, case: Case, ex: Exchange, response: Response, check: str, failure: Failure
+    ) -> None:
+        label = case.operation.label
         key = (label, check, failure.code)
         if key not in self._junit_keys:
             self._junit_keys.add(key)
@@ -363,21 +586,50 @@ class Fuzzer:
         if not self.target.agent_id:
             return None
         ex = self.client.create_session(self.target.agent_id)
+        if ex.not_sent:
+            self.stopped = self.stopped or ex.error or "not sent"
         data = ex.json().get("data") if isinstance(ex.json(), dict) else None
         sid = data.get("id") if isinstance(data, dict) else None
+        self.alias(sid)
         return sid if isinstance(sid, str) and sid else None
 
     def run_stateless(self) -> None:
-        """Every operation, examples + coverage + fuzzing phases, positive and negative."""
+        """Every operation, examples + coverage + fuzzing phases, positive and negative, then
+        the probes of the rejection list that no generator produces (invalid JSON, no body)."""
         live, to_end = self.make_session(), self.make_session()
         for result in self.schema.get_all_operations():
             op = result.ok()
             op_id = operation_id(op)
             sid = to_end if op_id == "endSession" else live
-            override = Override(
-                path_parameters={"sessionId": sid} if sid and "{" in op.path else {}
-            )
-            self.run_operation(op, override)
+            path_parameters = {"sessionId": sid} if sid and "{" in op.path else {}
+            self.run_operation(op, Override(path_parameters=path_parameters))
+            self.run_probes(op, path_parameters)
+
+    def run_probes(self, op: APIOperation, path_parameters: dict[str, str]) -> None:
+        """Bodies that are not JSON at all, for the operations that must reject them (ERR-2)."""
+        if not any(c.unparsable for c in rejection.constraints(operation_id(op))):
+            return
+        if "{" in op.path and not path_parameters:
+            return  # no session of the target to aim at
+        stats = self.stats.setdefault(op.label, OperationStats(op.label))
+        started = time.monotonic()
+        for body in PROBE_BODIES:
+            if self.stopped:
+                stats.not_sent += 1
+                continue
+            case = op.Case(path_parameters=dict(path_parameters), media_type="application/json")
+            path = op.path.replace("{sessionId}", quote(path_parameters.get("sessionId", ""), ""))
+            headers = {"Authorization": f"Bearer {self.target.api_key}"}
+            if body is not None:
+                headers["Content-Type"] = "application/json"
+            stats.cases["probe/negative"] += 1
+            ex = self._request(op.method.upper(), path, body, None, headers)
+            if ex.not_sent:
+                stats.not_sent += 1
+                continue
+            stats.sent += 1
+            self.check(case, ex, "probe")
+        stats.seconds += time.monotonic() - started
 
     def run_operation(self, op: APIOperation, override: Override) -> None:
         stats = self.stats.setdefault(op.label, OperationStats(op.label))
@@ -387,6 +639,9 @@ class Fuzzer:
             phase = case.meta.phase.name.value if case.meta is not None else "?"
             mode = case.meta.generation.mode.value if case.meta is not None else "?"
             stats.cases[f"{phase}/{mode}"] += 1
+            if self.stopped:
+                stats.not_sent += 1
+                return
             body = case.body if isinstance(case.body, dict) else None
             if (
                 body is not None
@@ -402,6 +657,9 @@ class Fuzzer:
             except Unsendable:
                 stats.unsendable += 1
                 return
+            if ex.not_sent:
+                stats.not_sent += 1
+                return
             stats.sent += 1
             if ex.stream is not None and ex.stream.ended_by in ("timeout", "byte-cap"):
                 stats.stream_strikes += 1
@@ -414,7 +672,7 @@ class Fuzzer:
             max_examples=self.settings.max_examples,
             deadline=None,
             database=None,
-            derandomize=False,
+            derandomize=False,  # the seed below fixes the cases; derandomize would ignore it
             phases=[Phase.explicit, Phase.generate],
             suppress_health_check=list(HealthCheck),
             print_blob=False,
@@ -462,3 +720,42 @@ class Fuzzer:
 def _asked_stream(ex: Exchange) -> bool:
     body = request_json(ex)
     return isinstance(body, dict) and body.get("stream") is True
+
+
+def _is_positive(case: Case) -> bool:
+    """A case generated as valid (probes and hand-made cases have no metadata: not positive)."""
+    return case.meta is not None and case.meta.generation.mode.value == "positive"
+
+
+def _has_messages(ex: Exchange) -> bool:
+    body = ex.json()
+    data = body.get("data") if isinstance(body, dict) else None
+    if isinstance(data, dict):
+        data = data.get("messages")
+    return isinstance(data, list) and any(isinstance(m, dict) for m in data)
+
+
+def _evidence_only(outcome: Outcome) -> Outcome:
+    """The evidence of `outcome` without its findings (reported separately)."""
+    out = Outcome()
+    out.examined.update(outcome.examined)
+    out.unexercised.update(outcome.unexercised)
+    return out
+
+
+def _body_excerpt(ex: Exchange) -> str:
+    if ex.request_body is None:
+        return "(none)"
+    return short(ex.request_body.decode("utf-8", "replace"), 160)
+
+
+def _truncated_note(op_id: str, ex: Exchange) -> Finding:
+    """A stream longer than the raw bytes kept: its item schemas were not checked as a whole."""
+    assert ex.stream is not None
+    rule = "OAI-4" if op_id == "createChatCompletion" else "SSE-3"
+    got = (
+        f"a stream of {ex.stream.parser.bytes_seen} bytes: chatconform keeps its first "
+        f"{len(ex.stream.wire)} raw bytes, so Schemathesis's per-event schema check was skipped on "
+        "it; chatconform's own stream checks judged every event"
+    )
+    return Finding(rule, "every event checked against the spec", got, level="I", exchange=ex)

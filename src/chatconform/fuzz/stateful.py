@@ -10,6 +10,9 @@ bounded client, run the stateless checks on every response, and add:
 - SES-6: a session the sequence ended refuses posts with 409 `session_ended`;
 - AUTH-4 (SES-3 for creation): every request on a session of ours is replayed with the other
   organization's key, and never succeeds (404 expected).
+
+Each check records what it examined (the fuzzer's evidence): AUTH-4's get / list / post / end
+clauses only for the replays actually sent and answered.
 """
 
 from __future__ import annotations
@@ -33,6 +36,13 @@ from chatconform.record import Exchange
 from chatconform.verdicts import Finding
 
 LABEL = "Stateful tests"
+#: operationId -> AUTH-4's clause for a replay of it with the other organization's key.
+TENANCY_CLAUSES: dict[str, str] = {
+    "getSession": "get",
+    "listMessages": "list",
+    "postMessage": "post",
+    "endSession": "end",
+}
 
 
 @dataclass
@@ -87,6 +97,9 @@ class Stateful:
         fz = self.fuzzer
         op_id = operation_id(case.operation)
         self.stats.cases[f"stateful/{op_id}"] += 1
+        if fz.stopped:
+            self.stats.not_sent += 1
+            raise _Stop("")
         if contract.substitute_agent(op_id, case.body, fz.target.agent_id):
             case.body = case.body
         try:
@@ -94,8 +107,11 @@ class Stateful:
         except Unsendable:
             self.stats.unsendable += 1
             raise hypothesis.reject() from None
+        if ex.not_sent:
+            self.stats.not_sent += 1
+            raise _Stop("")  # the budget's doing: the fuzzer says which rules went unjudged
         self.stats.sent += 1
-        response = fz.check(case, ex, "stateful")
+        response = fz.check(case, ex, "stateful", stats=self.stats)
         if response is None:
             raise _Stop(ex.error or "no response")
         self.model_checks(case, op_id, ex)
@@ -111,6 +127,9 @@ class Stateful:
                 sid = data["id"]
                 self.model[sid] = SessionModel(data)
                 got = fz.client.get_session(sid)
+                if got.not_sent:
+                    return
+                fz.saw("SES-4")
                 for f in same_session(got, data, "SES-4"):
                     f.expected = f"the session just created to be gettable: {f.expected}"
                     self.report(f, "gettable")
@@ -130,13 +149,15 @@ class Stateful:
             data = data_of(ex)
             status = data.get("status") if isinstance(data, dict) else None
             want = "ended" if model.ended else "active"
+            rule = "SES-5" if model.ended else "SES-4"
+            fz.saw(rule)
             if status != want:
-                rule = "SES-5" if model.ended else "SES-4"
                 self.report(finding(rule, f'status "{want}"', f"status {status!r}", ex), "status")
 
     def after_post(self, case: Case, ex: Exchange, model: SessionModel) -> None:
         succeeded = ex.status is not None and 200 <= ex.status < 300
         if model.ended and (succeeded or _is_positive(case)):
+            self.fuzzer.saw("SES-6")
             for f in expect_problem_code(ex, "SES-6", 409, "session_ended"):
                 f.expected = f"a post to an ended session refused: {f.expected}"
                 self.report(f, "ended-post")
@@ -157,6 +178,7 @@ class Stateful:
         complete = isinstance(pagination, dict) and pagination.get("nextCursor") is None
         want = _brief(model.history)
         got = _brief([m for m in page if isinstance(m, dict)])
+        self.fuzzer.saw("MSG-5")
         if (complete and got != want) or (not complete and got != want[: len(got)]):
             self.report(
                 finding(
@@ -184,25 +206,41 @@ class Stateful:
             other = fz.send(case, key=self.other_key)
         except Unsendable:
             return
-        fz.check(case, other, "stateful")
+        if other.not_sent:
+            return
+        fz.check(case, other, "stateful", replay=True, stats=self.stats)
         if other.status is None:
             return
+        if op_id == "createSession":
+            self.foreign_agent(case, other)
+            return
+        clause = TENANCY_CLAUSES[op_id]
+        fz.saw("AUTH-4", clause)  # the D part: the other organization never reaches it
         if 200 <= other.status < 300:
-            rule = "AUTH-4"
             expected = "another organization's key never to reach this organization's sessions"
-            if op_id == "createSession":
-                expected = "another organization's key never to create a session for this agent"
-            self.report(finding(rule, expected, other.describe(), other), "tenancy", op_id)
+            f = finding("AUTH-4", expected, other.describe(), other)
+            f.clause = clause
+            self.report(f, "tenancy", op_id)
             return
         if not _is_positive(case) or other.status in (400, 401, 429):
             return
-        if op_id == "createSession":
-            for f in expect_problem_code(other, "SES-3", 404, "agent_not_found"):
-                f.expected = f"another organization's agent: {f.expected}"
-                self.report(f, "tenancy-create")
-        elif other.status != 404:
+        if other.status != 404:
             got = f"HTTP {other.status} for another organization's session"
-            self.report(finding("AUTH-4", "HTTP 404", got, other, "C"), "tenancy-status", op_id)
+            f = finding("AUTH-4", "HTTP 404", got, other, "C")
+            f.clause = clause
+            self.report(f, "tenancy-status", op_id)
+
+    def foreign_agent(self, case: Case, other: Exchange) -> None:
+        """SES-3: creating a session for another organization's agent is 404 agent_not_found."""
+        assert other.status is not None
+        succeeded = 200 <= other.status < 300
+        if not succeeded and (not _is_positive(case) or other.status in (400, 401, 429)):
+            return  # refused for another reason first: nothing to judge about the agent
+        self.fuzzer.saw("SES-3", "foreign-agent")
+        for f in expect_problem_code(other, "SES-3", 404, "agent_not_found"):
+            f.expected = f"another organization's agent: {f.expected}"
+            f.clause = "foreign-agent"
+            self.report(f, "tenancy-create")
 
     # -- the run ----------------------------------------------------------------------------
     def run(self) -> None:
@@ -231,8 +269,11 @@ class Stateful:
         try:
             run_state_machine_as_test(Machine, settings=settings)
         except _Stop as exc:
-            self.report(
-                Finding("ERR-4", "the target to keep answering", f"stateful run stopped: {exc}"),
-                "stopped",
-            )
+            if str(exc):  # an empty reason: the budget stopped it (the fuzzer reports that)
+                self.report(
+                    Finding(
+                        "ERR-4", "the target to keep answering", f"stateful run stopped: {exc}"
+                    ),
+                    "stopped",
+                )
         self.stats.seconds += time.monotonic() - started

@@ -7,6 +7,7 @@ latency schedule (first content delta at receipt + ttft, then one every itl).
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -19,6 +20,7 @@ from chatconform.reference.agent import plan_turn
 from chatconform.reference.auth import WRITE, Principal
 from chatconform.reference.clock import delta_deadline, sleep_until
 from chatconform.reference.context import Context, ctx_of
+from chatconform.reference.faults import Switches
 from chatconform.reference.jsonio import json_response
 from chatconform.reference.problems import ApiError, validation_error
 from chatconform.reference.settings import Settings
@@ -28,10 +30,14 @@ from chatconform.reference.wire import FrameEncoder, deliver
 ROLES = ("system", "user", "assistant", "tool")
 
 
-def _text(message: dict[str, Any], field: str) -> str:
-    """The text of a message's content: a string, text parts, or (assistant only) null/absent."""
+def _text(message: dict[str, Any], field: str, lenient: bool) -> str:
+    """The text of a message's content: a string, text parts, or (assistant only) null/absent.
+
+    ``lenient`` (a variation): any message may lack content, and parts that are not text are
+    skipped, as many OpenAI-compatible servers do.
+    """
     content = message.get("content")
-    if content is None and message.get("role") == "assistant":
+    if content is None and (lenient or message.get("role") == "assistant"):
         return ""
     if isinstance(content, str):
         if not is_unicode(content):
@@ -41,16 +47,31 @@ def _text(message: dict[str, Any], field: str) -> str:
         texts = []
         for n, part in enumerate(content):
             if not (isinstance(part, dict) and isinstance(part.get("text"), str)):
+                if lenient:
+                    continue
                 raise validation_error(f"{field}[{n}]", "must be a text content part")
             texts.append(part["text"])
         return "".join(texts)
+    if lenient:
+        return ""
     raise validation_error(field, "must be a string")
 
 
-def _messages(body: dict[str, Any]) -> list[tuple[str, str]]:
+def _as_list(items: Any) -> list[Any]:
+    """A fault: a non-array ``messages`` taken as one message (a string as a user message)."""
+    if isinstance(items, dict):
+        return [items]
+    text = items if isinstance(items, str) else json.dumps(items)
+    return [{"role": "user", "content": text}]
+
+
+def _messages(body: dict[str, Any], switches: Switches) -> list[tuple[str, str]]:
+    lenient = switches.has("lenient")
     if "messages" not in body:
         raise validation_error("messages", "is required")
     items = body["messages"]
+    if not isinstance(items, list) and switches.fault_is("nonarray-messages-accepted"):
+        items = _as_list(items)
     if not isinstance(items, list):
         raise validation_error("messages", "must be an array")
     if not items:
@@ -64,13 +85,15 @@ def _messages(body: dict[str, Any]) -> list[tuple[str, str]]:
         if role not in ROLES:
             raise validation_error(f"{where}.role", f"must be one of {', '.join(ROLES)}")
         tool_call_id = item.get("tool_call_id")
-        if tool_call_id is not None and not isinstance(tool_call_id, str):
+        if tool_call_id is not None and not isinstance(tool_call_id, str) and not lenient:
             raise validation_error(f"{where}.tool_call_id", "must be a string")
-        out.append((role, _text(item, f"{where}.content")))
+        out.append((role, _text(item, f"{where}.content", lenient)))
     return out
 
 
-def _model_field(body: dict[str, Any]) -> str:
+def _model_field(body: dict[str, Any], ctx: Context, principal: Principal) -> str:
+    if "model" not in body and ctx.settings.switches.fault_is("missing-model-accepted"):
+        return ctx.own_agent(principal)  # fault: no model, the organization's agent answers
     if "model" not in body:
         raise validation_error("model", "is required")
     model = body["model"]
@@ -115,12 +138,15 @@ async def create_completion(request: Request) -> Response:
     sw = ctx.settings.switches
     principal = ctx.principal(request, WRITE)
     body = await json_object(request, sw, required=True)
-    model = _model_field(body)
-    history = _messages(body)
-    stream = optional_bool(body, "stream", default=False, allow_null=True)
-    user = body.get("user")
-    if user is not None and not isinstance(user, str):
-        raise validation_error("user", "must be a string")
+    model = _model_field(body, ctx, principal)
+    history = _messages(body, sw)
+    if sw.has("lenient"):
+        stream = body.get("stream") is True  # lenient: any other value means no stream
+    else:
+        stream = optional_bool(body, "stream", default=False, allow_null=True)
+        user = body.get("user")
+        if user is not None and not isinstance(user, str):
+            raise validation_error("user", "must be a string")
     _check_model(model, ctx, principal)
     last_user = next((text for role, text in reversed(history) if role == "user"), "")
     plan = plan_turn(last_user, ctx.settings.tokens, ctx.settings.reply_nonce())

@@ -27,6 +27,13 @@ class Context:
         values = request.headers.getlist("authorization")
         return authorize(self.keys, self.settings.switches, values, scope, posting)
 
+    def own_agent(self, principal: Principal) -> str:
+        """The published agent of the caller's organization (what some faults fall back to)."""
+        for agent, (org, published) in self.tenants.agents().items():
+            if org == principal.org_id and published:
+                return agent
+        raise LookupError("the organization has no published agent")
+
 
 def ctx_of(request: Request) -> Context:
     ctx: Context = request.app.state.ctx

@@ -1,4 +1,5 @@
-"""Fault switches (each breaks exactly one contract rule) and wire variations (legitimate ones)."""
+"""Fault switches (each breaks exactly one contract rule) and variations (legitimate differences:
+on the wire, or leniency the contract allows)."""
 
 from __future__ import annotations
 
@@ -30,10 +31,14 @@ FAULTS: dict[str, str] = {
     "long-content-500": "ERR-4/MSG-1: content over 32,000 characters gets a 500",
     "nonstring-agent-500": "ERR-4: a non-string agentId crashes with a 500",
     "missing-errors-array": "ERR-2: the 400 for a missing content has no errors[]",
+    "invalid-json-accepted": "ERR-2: invalid JSON on create session creates a session anyway",
+    "missing-model-accepted": "OAI-2: a completion without `model` is answered by the key's agent",
+    "nonarray-messages-accepted": "OAI-2: a non-array `messages` is taken as one message",
 }
 
-#: variation name -> what changes on the wire (streams of both APIs; `extra` also JSON bodies;
-#: `random-replies` the agent's text).
+#: variation name -> what changes (on the wire of both APIs' streams, `extra` also in JSON bodies;
+#: `random-replies` the agent's text; `lenient` what the server accepts, only where the
+#: contract allows leniency).
 VARIATIONS: dict[str, str] = {
     "crlf": "CRLF line ends",
     "cr": "bare CR line ends",
@@ -45,6 +50,8 @@ VARIATIONS: dict[str, str] = {
     "dribble": "the body is written 1-7 bytes at a time",
     "random-replies": "the agent's reply differs on every request (a random word in it), as an "
     "LLM's does; the credentials file says deterministic: false",
+    "lenient": "completions accept a message without content (e.g. a tool message) and any "
+    "`name`, `tool_call_id`, `user` or `stream` value; /end ignores its body",
 }
 
 

@@ -22,7 +22,13 @@ from chatconform.reference.problems import ApiError, validation_error
 from chatconform.reference.session_stream import session_frames
 from chatconform.reference.store import SessionRow, Store
 from chatconform.reference.turns import new_id
-from chatconform.reference.validate import MAX_CONTENT, is_unicode, json_object, optional_bool
+from chatconform.reference.validate import (
+    MAX_CONTENT,
+    is_unicode,
+    json_object,
+    optional_bool,
+    read_body,
+)
 from chatconform.reference.wire import deliver
 
 SSE_TYPE = "text/event-stream; charset=utf-8"
@@ -45,7 +51,10 @@ async def create_session(request: Request) -> Response:
     ctx = ctx_of(request)
     sw = ctx.settings.switches
     principal = ctx.principal(request, WRITE)
-    body = await json_object(request, sw, required=True)
+    if_invalid = None
+    if sw.fault_is("invalid-json-accepted"):
+        if_invalid = {"agentId": ctx.own_agent(principal)}  # fault: invalid JSON gets a session
+    body = await json_object(request, sw, required=True, if_invalid=if_invalid)
     if "agentId" not in body:
         raise validation_error("agentId", "is required")
     agent_id = body["agentId"]
@@ -82,7 +91,10 @@ async def get_session(request: Request) -> Response:
 async def end_session(request: Request) -> Response:
     ctx = ctx_of(request)
     principal = ctx.principal(request, WRITE)
-    await json_object(request, ctx.settings.switches, required=False)
+    if ctx.settings.switches.has("lenient"):
+        await read_body(request)  # lenient: whatever body came is ignored
+    else:
+        await json_object(request, ctx.settings.switches, required=False)
     row = await _own_session(ctx, principal, request.path_params["session_id"])
     ended = await ctx.db.write(Store.end_session, row.id, now_iso())
     if ended is None:

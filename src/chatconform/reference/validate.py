@@ -26,8 +26,16 @@ async def read_body(request: Request) -> bytes:
     return b"".join(chunks)
 
 
-async def json_object(request: Request, switches: Switches, required: bool) -> dict[str, Any]:
-    """The body as a JSON object; an absent body is ``{}`` unless ``required``."""
+async def json_object(
+    request: Request,
+    switches: Switches,
+    required: bool,
+    if_invalid: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The body as a JSON object; an absent body is ``{}`` unless ``required``.
+
+    ``if_invalid``: what a body that is not valid JSON stands for (a fault), instead of a 400.
+    """
     raw = await read_body(request)
     if not raw.strip():
         if required:
@@ -36,6 +44,8 @@ async def json_object(request: Request, switches: Switches, required: bool) -> d
     try:
         value = json.loads(raw)
     except (ValueError, RecursionError) as exc:
+        if if_invalid is not None:
+            return dict(if_invalid)
         if switches.fault_is("invalid-json-500"):
             raise ApiError(
                 500, "internal_error", "the server failed to process the request"
