@@ -15,8 +15,8 @@ import pytest
 from schemathesis.generation.overrides import Override
 
 from chatconform.budget import Budget
-from chatconform.fuzz import DEFAULT_SEED, Fuzzer, FuzzSettings, contract, rejection
-from chatconform.fuzz.runner import OperationStats
+from chatconform.fuzz import DEFAULT_SEED, Fuzzer, FuzzSettings, contract, determinism, rejection
+from chatconform.fuzz.runner import OperationStats, Unsendable
 from chatconform.fuzz.seed import check_seed, parse_seed, resolve_seed
 from chatconform.fuzz.streams import ContractViolation, stream_findings
 from chatconform.paths import resource
@@ -445,6 +445,40 @@ def test_rejections_judge_the_bytes_sent() -> None:
         assert not out.examined
     finally:
         fz.close()
+
+
+def _generated(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The bodies the fuzzer generates for /chat/completions from the default seed (none sent)."""
+    target = Target("http://127.0.0.1:9/api/v1", api_key="flowyte_sk_test_x", agent_id="agt_x")
+    fz = Fuzzer(target, FuzzSettings(seed=DEFAULT_SEED, max_examples=30))
+    seen: list[str] = []
+
+    def offline(case: Any, key: str | None = None) -> Exchange:
+        seen.append(repr(case.body))
+        raise Unsendable("offline")
+
+    monkeypatch.setattr(fz, "send", offline)
+    try:
+        fz.run_operation(fz.schema["/chat/completions"]["POST"], Override())
+    finally:
+        fz.close()
+    return seen
+
+
+def test_cases_depend_on_the_seed_alone(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Hypothesis also draws constants from the local modules imported so far (which differ between
+    a checkout and a wheel, or with the suites run before): the fuzz suite hides them, so the same
+    seed generates the same cases whatever else was imported."""
+    before = _generated(monkeypatch)
+    module = tmp_path / "cc_local_constants.py"
+    words = ", ".join(f'"cc-local-constant-{n}"' for n in range(200))
+    module.write_text(f"WORDS = ({words})\nNUMBERS = {list(range(1000, 1200))}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    __import__("cc_local_constants")
+    assert _generated(monkeypatch) == before
+    monkeypatch.setattr(determinism, "PATCHED", False)  # what happens without the guard
+    assert _generated(monkeypatch) != before
+    assert determinism.PATCHED is False
 
 
 def test_same_seed_same_cases() -> None:

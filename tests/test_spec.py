@@ -698,6 +698,47 @@ def test_schemathesis_generates_valid_examples(st_schema: Any, op_id: str) -> No
             assert 1 <= case.query["limit"] <= 100
 
 
+@pytest.mark.parametrize("op_id", list(OPERATIONS))
+def test_rejection_list_is_never_stricter_than_the_schema(st_schema: Any, op_id: str) -> None:
+    """`x-must-reject` only ever names violations of the request schema: a request Schemathesis
+    generates as valid breaks no listed constraint (but a cursor no page issued, which the schema
+    cannot say)."""
+    from chatconform.fuzz import rejection
+
+    listed = [c for c in rejection.constraints(op_id) if c.issued is None]
+    operation = st_schema.find_operation_by_id(op_id)
+    cases: list[Any] = []
+
+    @given(operation.as_strategy())
+    @settings(
+        max_examples=25,
+        database=None,
+        deadline=None,
+        phases=[Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
+    def collect(case: Any) -> None:
+        cases.append(case)
+
+    collect()
+    for case in cases:
+        body = (
+            case.body if op_id in ("createSession", "postMessage", "createChatCompletion") else {}
+        )
+        query = {k: [str(v)] for k, v in (case.query or {}).items()}
+        sent = rejection.Sent(body, query)
+        broken = [c.describe() for c in listed if rejection.breaks(c, sent, {})]
+        assert broken == [], (case.body, case.query, broken)
+
+
+def test_rejection_list_names_registered_rules() -> None:
+    """Every `x-must-reject` entry loads: a registered rule and clause, level D or C, a test."""
+    from chatconform.fuzz import rejection
+
+    seen = {c.rule for op_id in OPERATIONS for c in rejection.constraints(op_id)}
+    assert seen == {"ERR-2", "MSG-1", "SES-3", "OAI-2"}
+
+
 def test_schemathesis_builds_links_into_stateful_transitions(st_schema: Any) -> None:
     machine = st_schema.as_state_machine()
 

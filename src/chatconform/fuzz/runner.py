@@ -10,8 +10,9 @@ How it is wired (Schemathesis 4 APIs):
   plugin and the runner use), in the examples, coverage and fuzzing phases, positive and negative,
   with an `Override` pinning `{sessionId}` to a real session of the target; every case is sent by
   `chatconform.client.Client` (bounded in time and bytes, a stream parsed as it arrives) and the
-  response validated with `case.validate_response(...)` against the built-in checks and the
-  SSE-aware `chatconform_event_stream` check;
+  response validated with `case.validate_response(...)` against the built-in checks, and by
+  chatconform's own stream checks (`streams.stream_findings`, on the whole parsed stream);
+  `PROBE_BODIES` add what no generator sends (invalid JSON, no body);
 - stateful: `schema.as_state_machine()` (the spec's links), with `step` sending through the same
   client and adding the model checks (a created session is gettable, history grows by what each
   post returned, an ended session refuses posts) and the tenancy replays;
@@ -64,6 +65,7 @@ from chatconform.checks.common import short
 from chatconform.checks.errors import every_response
 from chatconform.client import Client
 from chatconform.fuzz import contract, rejection
+from chatconform.fuzz.determinism import seed_only
 from chatconform.fuzz.seed import new_seed
 from chatconform.fuzz.streams import (
     SSE_MEDIA_TYPE,
@@ -476,7 +478,7 @@ class Fuzzer:
         status = ex.status
         assert status is not None
         ok = 200 <= status < 300
-        if ok and _is_positive(case):
+        if ok and _is_positive(case) and not replay:
             out.saw(contract.OPERATION_RULE[op_id])
         if ok and ex.stream is None and ex.media_type != SSE_MEDIA_TYPE:
             for rule in contract.SCHEMA_RULES.get(op_id, ()):
@@ -688,7 +690,8 @@ class Fuzzer:
                 override=override,
             ),
         )
-        test()
+        with seed_only():
+            test()
         stats.seconds += time.monotonic() - started
 
     # -- reports ----------------------------------------------------------------------------

@@ -30,8 +30,9 @@ from chatconform.checks.common import data_of, expect_problem_code, finding, sho
 from chatconform.checks.sessions import same_session
 from chatconform.checks.streaming import frames
 from chatconform.fuzz import contract
+from chatconform.fuzz.determinism import seed_only
 from chatconform.fuzz.runner import Fuzzer, OperationStats, Unsendable, operation_id
-from chatconform.fuzz.streams import session_id_of
+from chatconform.fuzz.streams import request_json, session_id_of
 from chatconform.record import Exchange
 from chatconform.verdicts import Finding
 
@@ -215,14 +216,16 @@ class Stateful:
             self.foreign_agent(case, other)
             return
         clause = TENANCY_CLAUSES[op_id]
-        fz.saw("AUTH-4", clause)  # the D part: the other organization never reaches it
+        if other.status in (400, 401, 429):
+            return  # refused for another reason first: it says nothing about tenancy
+        fz.saw("AUTH-4", clause)  # the other organization's key did not reach the session, or did
         if 200 <= other.status < 300:
             expected = "another organization's key never to reach this organization's sessions"
             f = finding("AUTH-4", expected, other.describe(), other)
             f.clause = clause
             self.report(f, "tenancy", op_id)
             return
-        if not _is_positive(case) or other.status in (400, 401, 429):
+        if not _is_positive(case):
             return
         if other.status != 404:
             got = f"HTTP {other.status} for another organization's session"
@@ -231,8 +234,15 @@ class Stateful:
             self.report(f, "tenancy-status", op_id)
 
     def foreign_agent(self, case: Case, other: Exchange) -> None:
-        """SES-3: creating a session for another organization's agent is 404 agent_not_found."""
+        """SES-3: creating a session for another organization's agent is 404 agent_not_found.
+
+        Judged only when the replayed body named this organization's agent (a body that is not
+        even JSON says nothing about agents: that is ERR-2's business)."""
         assert other.status is not None
+        body = request_json(other)
+        agent = self.fuzzer.target.agent_id
+        if not (agent and isinstance(body, dict) and body.get("agentId") == agent):
+            return
         succeeded = 200 <= other.status < 300
         if not succeeded and (not _is_positive(case) or other.status in (400, 401, 429)):
             return  # refused for another reason first: nothing to judge about the agent
@@ -267,7 +277,8 @@ class Stateful:
             print_blob=False,
         )
         try:
-            run_state_machine_as_test(Machine, settings=settings)
+            with seed_only():
+                run_state_machine_as_test(Machine, settings=settings)
         except _Stop as exc:
             if str(exc):  # an empty reason: the budget stopped it (the fuzzer reports that)
                 self.report(
