@@ -6,7 +6,10 @@ toml)."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -498,6 +501,38 @@ def test_same_seed_same_cases() -> None:
         first, again, other = bodies(target, 2024), bodies(target, 2024), bodies(target, 2025)
     assert first == again
     assert first != other
+
+
+@pytest.mark.parametrize(
+    ("server_args", "code"),
+    [(("--variation", "lenient"), 0), (("--fault", "missing-model-accepted"), 1)],
+    ids=["lenient-passes", "missing-model-fails"],
+)
+def test_schemathesis_cli_applies_the_rejection_list(
+    server_args: tuple[str, ...], code: int, tmp_path: Path
+) -> None:
+    """`schemathesis run` with the project's schemathesis.toml (its hooks) judges negative data by
+    the same rejection list: a lenient server passes, one accepting a missing `model` fails."""
+    cli = Path(sys.executable).with_name("schemathesis")
+    with reference(*server_args) as server:
+        creds = json.loads(server.credentials.read_text(encoding="utf-8"))
+        command = [
+            str(cli), "--config-file", str(REPO / "schemathesis.toml"), "run",
+            str(REPO / "specs" / "chat-api.yaml"), "--url", creds["baseUrl"],
+            "-H", f"Authorization: Bearer {creds['apiKey']}", "--max-examples", "5",
+            "--checks", "negative_data_rejection,not_a_server_error", "--seed", "1",
+            "--generation-database", "none", "--no-color", "--phases", "examples,coverage,fuzzing",
+            "--include-operation-id", "createChatCompletion",
+        ]  # fmt: skip
+        env = {**os.environ, "FLOWYTE_AGENT_ID": creds["agentId"]}
+        done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=240,
+                              env=env, check=False)  # fmt: skip
+    out = done.stdout + done.stderr
+    assert done.returncode == code, out[-3000:]
+    if code == 0:
+        assert "dropped by `filter_failure`" in out  # the leniency was met, and let through
+    else:
+        assert "Missing required property: model" in out
 
 
 # -- the suite end to end ---------------------------------------------------------------------
