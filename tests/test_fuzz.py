@@ -544,7 +544,7 @@ EXERCISED = {
 }  # fmt: skip
 
 
-def _sent(report_dir: Path) -> dict[str, Any]:
+def _sent_cases(report_dir: Path) -> dict[str, Any]:
     """Per operation: what fuzz.json says was sent (counts by phase and the digest of the cases)."""
     ops = json.loads((report_dir / "fuzz.json").read_text(encoding="utf-8"))["operations"]
     return {k: (v["sent"], v["byPhase"], v["sentDigest"]) for k, v in ops.items()}
@@ -566,8 +566,8 @@ def test_reference_passes_strict_and_reproducibly(tmp_path: Path) -> None:
         assert f"seed {DEFAULT_SEED}" in run.stdout
         assert run.summary["fuzzSeed"] == DEFAULT_SEED
         assert "WARN" not in run.verdicts().values()
-    assert _sent(tmp_path / "a") == _sent(tmp_path / "b")
-    assert all(sent > 0 for sent, _, _ in _sent(tmp_path / "a").values())
+    assert _sent_cases(tmp_path / "a") == _sent_cases(tmp_path / "b")
+    assert all(sent > 0 for sent, _, _ in _sent_cases(tmp_path / "a").values())
     assert first.verdicts() == again.verdicts()
     passed = {rid for rid, v in first.verdicts().items() if v == "PASS"}
     assert passed == EXERCISED, passed ^ EXERCISED
