@@ -34,7 +34,7 @@ from chatconform.fuzz.determinism import seed_only
 from chatconform.fuzz.runner import Fuzzer, OperationStats, Unsendable, operation_id
 from chatconform.fuzz.streams import request_json, session_id_of
 from chatconform.record import Exchange
-from chatconform.verdicts import Finding
+from chatconform.verdicts import Finding, Outcome
 
 LABEL = "Stateful tests"
 #: operationId -> AUTH-4's clause for a replay of it with the other organization's key.
@@ -93,6 +93,10 @@ class Stateful:
     def report(self, f: Finding, *what: str) -> None:
         self.fuzzer.report(f, (self.label, *what))
 
+    def take(self, outcome: Outcome, what: str) -> None:
+        """A check's outcome: its evidence, and its findings reported under `what`."""
+        self.fuzzer.take(outcome, (self.label, what))
+
     # -- one step ---------------------------------------------------------------------------
     def step(self, case: Case) -> StepOutput:
         fz = self.fuzzer
@@ -130,10 +134,10 @@ class Stateful:
                 got = fz.client.get_session(sid)
                 if got.not_sent:
                     return
-                fz.saw("SES-4")
-                for f in same_session(got, data, "SES-4"):
+                checked = same_session(got, data, "SES-4")
+                for f in checked:
                     f.expected = f"the session just created to be gettable: {f.expected}"
-                    self.report(f, "gettable")
+                self.take(checked, "gettable")
             return
         sid = session_id_of(ex.url) if op_id != "getSession" else ex.url.rsplit("/", 1)[-1]
         sid = sid.split("?", 1)[0]
@@ -158,10 +162,10 @@ class Stateful:
     def after_post(self, case: Case, ex: Exchange, model: SessionModel) -> None:
         succeeded = ex.status is not None and 200 <= ex.status < 300
         if model.ended and (succeeded or _is_positive(case)):
-            self.fuzzer.saw("SES-6")
-            for f in expect_problem_code(ex, "SES-6", 409, "session_ended"):
+            checked = expect_problem_code(ex, "SES-6", 409, "session_ended")
+            for f in checked:
                 f.expected = f"a post to an ended session refused: {f.expected}"
-                self.report(f, "ended-post")
+            self.take(checked, "ended-post")
         if ex.status != 200:
             return
         messages = returned_messages(ex)
@@ -246,11 +250,12 @@ class Stateful:
         succeeded = 200 <= other.status < 300
         if not succeeded and (not _is_positive(case) or other.status in (400, 401, 429)):
             return  # refused for another reason first: nothing to judge about the agent
-        self.fuzzer.saw("SES-3", "foreign-agent")
-        for f in expect_problem_code(other, "SES-3", 404, "agent_not_found"):
+        checked = expect_problem_code(
+            other, "SES-3", 404, "agent_not_found", clause="foreign-agent"
+        )
+        for f in checked:
             f.expected = f"another organization's agent: {f.expected}"
-            f.clause = "foreign-agent"
-            self.report(f, "tenancy-create")
+        self.take(checked, "tenancy-create")
 
     # -- the run ----------------------------------------------------------------------------
     def run(self) -> None:
