@@ -70,10 +70,8 @@ from chatconform.fuzz.seed import new_seed
 from chatconform.fuzz.streams import (
     SSE_MEDIA_TYPE,
     ContractViolation,
-    bind,
     request_json,
     stream_findings,
-    unbind,
 )
 from chatconform.record import Exchange
 from chatconform.spec import SPEC_PATH
@@ -397,40 +395,40 @@ class Fuzzer:
         for f in every:
             self.report(f, self.key(label, ex.status, "every_response", f.rule))
         self.take(_evidence_only(every), ())
-        self.take(stream_findings(ex, op_id), (label, "stream"))
+        response = self.response_of(ex)
+        streamed = stream_findings(ex, op_id)  # chatconform's own parse of the whole stream
+        self.take(streamed, (label, "stream"))
+        if any(not f.is_note for f in streamed):
+            violation = ContractViolation(operation=label, findings=list(streamed))
+            self.junit(case, ex, response, "chatconform_event_stream", violation)
         if not replay and ex.method.upper() == op.method.upper():
             self.take(self.rejections(op_id, ex, stats), (label, "must-reject"))
         self.take(self.examined(case, op_id, ex, replay), ())
         rejection.harvest(op_id, ex, self.issued)
-        response = self.response_of(ex)
         truncated = ex.stream is not None and ex.stream.parser.bytes_seen > len(ex.stream.wire)
         if truncated:
             stats.truncated_streams += 1
             self.report(_truncated_note(op_id, ex), (label, "truncated-stream"))
-        bind(response, ex)
-        try:
-            for check in self.checks:
-                name = check.__name__
-                if truncated and name == "response_schema_conformance":
-                    continue  # the raw bytes kept are a prefix: never judge a prefix as whole
-                if name == "ignored_auth" and not self._probe_auth(label, ex):
-                    continue
-                try:
-                    case.validate_response(
-                        response,
-                        checks=[check],
-                        headers=dict(ex.request_headers),
-                        transport_kwargs={
-                            "base_url": self.target.base_url,
-                            "timeout": self.target.limits.timeout,
-                        },
-                    )
-                except FailureGroup as group:
-                    for failure in group.exceptions:
-                        if isinstance(failure, Failure):
-                            self.failed(case, ex, response, name, failure, phase, stats)
-        finally:
-            unbind(response)
+        for check in self.checks:
+            name = check.__name__
+            if truncated and name == "response_schema_conformance":
+                continue  # the raw bytes kept are a prefix: never judge a prefix as whole
+            if name == "ignored_auth" and not self._probe_auth(label, ex):
+                continue
+            try:
+                case.validate_response(
+                    response,
+                    checks=[check],
+                    headers=dict(ex.request_headers),
+                    transport_kwargs={
+                        "base_url": self.target.base_url,
+                        "timeout": self.target.limits.timeout,
+                    },
+                )
+            except FailureGroup as group:
+                for failure in group.exceptions:
+                    if isinstance(failure, Failure):
+                        self.failed(case, ex, response, name, failure, phase, stats)
         return response
 
     def _probe_auth(self, label: str, ex: Exchange) -> bool:
@@ -524,33 +522,28 @@ class Fuzzer:
             stats.lenient += 1
             self.report(self.leniency_note(case, ex, failure, phase), (label, "lenient"))
             return
-        if isinstance(failure, ContractViolation):
-            for f in failure.findings:
-                f.exchange = ex
-                self.report(f, (label, check, f.expected[:60]))
-        else:
-            streamed = ex.media_type == SSE_MEDIA_TYPE or _asked_stream(ex)
-            rule, clause = contract.rule_for_failure(
-                check,
-                method=op.method,
-                path_template=op.path,
-                operation_id=op_id,
-                status=response.status_code,
-                message=failure.message,
-                streamed=streamed,
-                instance=getattr(failure, "instance", None),
-            )
-            mode = case.meta.generation.mode.value if case.meta is not None else "?"
-            expected = f"{check} to pass ({failure.code}: {failure.title})"
-            got = (
-                f"{phase} {mode} case {case.method} {case.formatted_path}: HTTP "
-                f"{response.status_code}; " + short(" ".join(failure.message.split()), 600)
-            )
-            level = "C" if check in contract.C_LEVEL_CHECKS else None
-            finding = Finding(
-                rule, expected, self.target.redact(got), level=level, exchange=ex, clause=clause
-            )
-            self.report(finding, self.key(label, response.status_code, check, failure.code))
+        streamed = ex.media_type == SSE_MEDIA_TYPE or _asked_stream(ex)
+        rule, clause = contract.rule_for_failure(
+            check,
+            method=op.method,
+            path_template=op.path,
+            operation_id=op_id,
+            status=response.status_code,
+            message=failure.message,
+            streamed=streamed,
+            instance=getattr(failure, "instance", None),
+        )
+        mode = case.meta.generation.mode.value if case.meta is not None else "?"
+        expected = f"{check} to pass ({failure.code}: {failure.title})"
+        got = (
+            f"{phase} {mode} case {case.method} {case.formatted_path}: HTTP "
+            f"{response.status_code}; " + short(" ".join(failure.message.split()), 600)
+        )
+        level = "C" if check in contract.C_LEVEL_CHECKS else None
+        finding = Finding(
+            rule, expected, self.target.redact(got), level=level, exchange=ex, clause=clause
+        )
+        self.report(finding, self.key(label, response.status_code, check, failure.code))
         self.junit(case, ex, response, check, failure)
 
     def leniency_note(self, case: Case, ex: Exchange, failure: Failure, phase: str) -> Finding:

@@ -8,10 +8,11 @@ project's one SSE parser (`chatconform.sse`, via `record.StreamRecord`) and its 
 - postMessage streams: SSE-1 .. SSE-7 (termination SSE-5, frame shape SSE-3, order SSE-7, ...);
 - /chat/completions streams: OAI-4 (`data: [DONE]` last and nothing after it, chunk shape, ...).
 
-In the fuzz suite the checks read the Exchange that chatconform's bounded client recorded (real
-arrival times; a stream cut by the time or byte bound says so). Under `schemathesis run` (the CLI
-hooks) they rebuild the stream from the body Schemathesis buffered, which Schemathesis itself cuts at
-`request-timeout` / `max-stream-events` (`schemathesis.toml`).
+The fuzz suite calls `stream_findings` on the Exchange that chatconform's bounded client recorded
+(real arrival times; the whole stream parsed, however long; a stream cut by the time or byte bound
+says so). Under `schemathesis run` (the CLI hooks) the check `chatconform_event_stream` rebuilds the
+stream from the body Schemathesis buffered, which Schemathesis itself cuts at `request-timeout` /
+`max-stream-events` (`schemathesis.toml`).
 """
 
 from __future__ import annotations
@@ -30,9 +31,6 @@ from chatconform.record import Exchange, StreamRecord
 from chatconform.verdicts import Finding, Outcome
 
 SSE_MEDIA_TYPE = "text/event-stream"
-
-#: Exchanges recorded by chatconform's client, by the id of the Schemathesis Response made from them.
-_BOUND: dict[int, Exchange] = {}
 
 
 class ContractViolation(Failure):
@@ -57,15 +55,6 @@ class ContractViolation(Failure):
     @property
     def _unique_key(self) -> str:
         return ",".join(sorted({f.rule for f in self.findings}))
-
-
-def bind(response: Response, exchange: Exchange) -> None:
-    """Let the stream checks read `exchange` (what chatconform's client saw) for `response`."""
-    _BOUND[id(response)] = exchange
-
-
-def unbind(response: Response) -> None:
-    _BOUND.pop(id(response), None)
 
 
 def request_json(ex: Exchange) -> Any:
@@ -155,11 +144,10 @@ def exchange_from_response(response: Response) -> Exchange:
 def chatconform_event_stream(ctx: CheckContext, response: Response, case: Case) -> bool | None:
     """Schemathesis check: termination (SSE-5, OAI-4), frame shape (SSE-3), order (SSE-7), ...
 
-    Registered with `@schemathesis.check` by `chatconform.fuzz.hooks` for `schemathesis run`, and
-    passed to `case.validate_response()` by the fuzz suite.
+    Registered with `@schemathesis.check` by `chatconform.fuzz.hooks` for `schemathesis run`.
     """
     operation_id = case.operation.definition.raw.get("operationId", "")
-    ex = _BOUND.get(id(response)) or exchange_from_response(response)
+    ex = exchange_from_response(response)
     found = stream_findings(ex, operation_id)
     if found:
         raise ContractViolation(operation=case.operation.label, findings=list(found))
