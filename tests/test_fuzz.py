@@ -18,7 +18,15 @@ import pytest
 from schemathesis.generation.overrides import Override
 
 from chatconform.budget import Budget
-from chatconform.fuzz import DEFAULT_SEED, Fuzzer, FuzzSettings, contract, determinism, rejection
+from chatconform.fuzz import (
+    DEFAULT_SEED,
+    Fuzzer,
+    FuzzSettings,
+    Stateful,
+    contract,
+    determinism,
+    rejection,
+)
 from chatconform.fuzz.runner import OperationStats, Unsendable
 from chatconform.fuzz.seed import check_seed, parse_seed, resolve_seed
 from chatconform.fuzz.streams import ContractViolation, stream_findings
@@ -272,17 +280,47 @@ def test_nothing_sent_passes_nothing() -> None:
     fz = Fuzzer(target, FuzzSettings(seed=DEFAULT_SEED, max_examples=2), budget)
     try:
         fz.run_stateless()
-        aims = ("ERR-2", "OAI-2", "SSE-5", "MSG-1")
+        Stateful(fz).run()  # nothing to send either: it ends quietly, without a finding
+        aims = ("ERR-2", "OAI-2", "SSE-5", "MSG-1", "SES-4", "MSG-5")
         out = fz.findings(aims)
     finally:
         fz.close()
     assert fz.sent_cases() == 0
     assert sum(s.not_sent for s in fz.stats.values()) > 0
+    assert fz.stopped is not None
+    assert "not sent" in fz.stopped
     assert not out.examined
     verdicts = {v.id: v.verdict for v in grade_rules(list(out), out.examined, {}, strict=True)}
     assert "PASS" not in verdicts.values()
     assert {verdicts[r] for r in aims} == {"ERROR"}
     assert all(f.kind == "budget" for f in out)
+
+
+def test_stateful_run_stops_cleanly_when_the_target_stops_answering(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A step without a response is charged to its rule once; the sequence then sends nothing more
+    and ends without a harness error (Hypothesis's replay of it is no finding either)."""
+    fz = _offline_fuzzer()
+    sent: list[str] = []
+
+    def silent(case: Any, key: str | None = None) -> Exchange:
+        sent.append(case.operation.label)
+        ex = Exchange(case.method, "http://127.0.0.1:9/api/v1" + case.formatted_path, {}, None)
+        ex.error = "no byte for 10 s"
+        return ex
+
+    monkeypatch.setattr(fz, "send", silent)
+    try:
+        Stateful(fz).run()
+        out = fz.findings()
+    finally:
+        fz.close()
+    assert len(sent) == 1
+    real = [f for f in out if not f.is_note]
+    assert len(real) == 1
+    assert "no complete response" in real[0].got
+    assert any("stopped sending" in f.got for f in out if f.is_note)
 
 
 def _offline_fuzzer() -> Fuzzer:

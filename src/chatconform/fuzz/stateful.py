@@ -22,6 +22,7 @@ from typing import Any
 
 import hypothesis
 from hypothesis import HealthCheck, Phase
+from hypothesis.errors import Flaky
 from hypothesis.stateful import run_state_machine_as_test
 from schemathesis import Case
 from schemathesis.generation.stateful.state_machine import StepInput, StepOutput
@@ -55,8 +56,8 @@ class SessionModel:
     unknown: bool = False
 
 
-class _Stop(Exception):
-    """The target stopped answering: end the stateful run."""
+class _Halt(Exception):
+    """The sequence stops sending (no response, or the run's budget): end the stateful run."""
 
 
 def returned_messages(ex: Exchange) -> list[dict[str, Any]] | None:
@@ -89,6 +90,7 @@ class Stateful:
         self.label = label
         self.stats = fuzzer.stats.setdefault(label, OperationStats(label))
         self.other_key = fuzzer.target.other_tenant_key if tenancy else None
+        self.halted: str | None = None  # why the sequence stopped sending (no response)
 
     def report(self, f: Finding, *what: str) -> None:
         self.fuzzer.report(f, (self.label, *what))
@@ -102,9 +104,9 @@ class Stateful:
         fz = self.fuzzer
         op_id = operation_id(case.operation)
         self.stats.cases[f"stateful/{op_id}"] += 1
-        if fz.stopped:
-            self.stats.not_sent += 1
-            raise _Stop("")
+        if fz.stopped or self.halted:
+            self.stats.not_sent += 1  # nothing more is sent
+            raise _Halt(self.halted or fz.stopped)
         if contract.substitute_agent(op_id, case.body, fz.target.agent_id):
             case.body = case.body
         try:
@@ -112,13 +114,14 @@ class Stateful:
         except Unsendable:
             self.stats.unsendable += 1
             raise hypothesis.reject() from None
-        if ex.not_sent:
+        if ex.not_sent:  # the budget's doing: the fuzzer says which rules went unjudged
             self.stats.not_sent += 1
-            raise _Stop("")  # the budget's doing: the fuzzer says which rules went unjudged
+            raise _Halt(ex.error)
         self.stats.sent += 1
         response = fz.check(case, ex, "stateful", stats=self.stats)
-        if response is None:
-            raise _Stop(ex.error or "no response")
+        if response is None:  # check() reported it against the step's rule
+            self.halted = ex.error or "no response"
+            raise _Halt(self.halted)
         self.model_checks(case, op_id, ex)
         if self.other_key:
             self.tenancy(case, op_id, ex)
@@ -261,6 +264,8 @@ class Stateful:
     def run(self) -> None:
         import time
 
+        if self.fuzzer.stopped:
+            return  # the run's budget stopped sending: nothing to generate for
         started = time.monotonic()
         base = self.fuzzer.schema.as_state_machine()
         runner = self
@@ -284,12 +289,13 @@ class Stateful:
         try:
             with seed_only():
                 run_state_machine_as_test(Machine, settings=settings)
-        except _Stop as exc:
-            if str(exc):  # an empty reason: the budget stopped it (the fuzzer reports that)
-                self.report(
-                    Finding(
-                        "ERR-4", "the target to keep answering", f"stateful run stopped: {exc}"
-                    ),
-                    "stopped",
-                )
+        except (_Halt, Flaky):
+            # the sequence stopped sending; Hypothesis's replay of it (to report it) then stops
+            # earlier than the first run did, which it calls flaky: neither is a finding
+            if not (self.fuzzer.stopped or self.halted):
+                raise
+        if self.halted:  # a note: the step that got no response is already charged to its rule
+            got = f"the stateful run stopped sending after a step got no response: {self.halted}"
+            note = Finding("ERR-4", "the target to keep answering", got, level="I")
+            self.report(note, "halted")
         self.stats.seconds += time.monotonic() - started
