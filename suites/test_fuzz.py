@@ -17,6 +17,7 @@ and checked (its evidence), so a run that sent nothing passes nothing.
 
 from __future__ import annotations
 
+import fcntl
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -44,7 +45,7 @@ TENANCY_RULES = ("AUTH-4", "SES-3")
 def fuzzer(
     request: pytest.FixtureRequest,
     target: Target,
-    fuzz_options: dict[str, int | None],
+    fuzz_options: dict[str, Any],
     report_dir: Path,
     record_testsuite_property: Callable[[str, object], None],
     budget: Budget | None,
@@ -74,9 +75,32 @@ def fuzzer(
     finally:
         fz.close()
         report_dir.mkdir(parents=True, exist_ok=True)
-        fz.write_junit(report_dir / "schemathesis-junit.xml")
-        summary: dict[str, Any] = fz.summary()
-        (report_dir / "fuzz.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+        # under pytest-xdist the fuzz tests may run in several workers, each with its own fuzzer:
+        # each writes its own JUnit file and adds its operations to the one fuzz.json
+        worker = getattr(request.config, "workerinput", {}).get("workerid")
+        junit = f"schemathesis-junit-{worker}.xml" if worker else "schemathesis-junit.xml"
+        fz.write_junit(report_dir / junit)
+        run = str(request.config.stash[STATE].shared_dir)  # the same in every worker of a run
+        add_to_fuzz_json(report_dir / "fuzz.json", fz.summary(), run)
+
+
+def add_to_fuzz_json(path: Path, summary: dict[str, Any], run: str) -> None:
+    """Merge one fuzzer's summary into this run's fuzz.json (locked: workers end at once); a file
+    left by another run in the same directory is replaced."""
+    with path.open("a+", encoding="utf-8") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        fh.seek(0)
+        text = fh.read()
+        merged: dict[str, Any] = json.loads(text) if text.strip() else {}
+        if merged.get("run") != run:
+            merged = {}
+        operations = {**merged.get("operations", {}), **summary["operations"]}
+        merged.update(summary)
+        merged["operations"] = operations
+        merged["run"] = run
+        fh.seek(0)
+        fh.truncate()
+        fh.write(json.dumps(merged, indent=2))
 
 
 @pytest.mark.rule(*STATELESS_RULES)

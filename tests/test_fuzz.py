@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from schemathesis.generation.overrides import Override
 
+from chatconform.agentcalls import AgentCalls
 from chatconform.budget import Budget
 from chatconform.fuzz import (
     DEFAULT_SEED,
@@ -294,6 +295,41 @@ def test_nothing_sent_passes_nothing() -> None:
     assert "PASS" not in verdicts.values()
     assert {verdicts[r] for r in aims} == {"ERROR"}
     assert all(f.kind == "budget" for f in out)
+
+
+def test_agent_call_cap_refuses_only_agent_requests() -> None:
+    """A cap the user chose (--max-agent-calls) refuses the requests that may run the agent; the
+    fuzz run goes on with the others, counts the refused ones apart, and raises no ERROR of its
+    own (the plugin reports the rules it kept unexercised as SKIP naming the limit)."""
+    with reference() as server:
+        target = Target(**read_target_file(server.credentials))  # type: ignore[arg-type]
+        budget = Budget(Limits(), AgentCalls(cap=0))
+        fz = Fuzzer(target, FuzzSettings(seed=DEFAULT_SEED, max_examples=2), budget)
+        try:
+            sid = fz.make_session()
+            assert sid is not None
+            for path, method in (("/chat/sessions/{sessionId}/messages", "POST"),
+                                 ("/chat/sessions/{sessionId}", "GET")):  # fmt: skip
+                fz.run_operation(
+                    fz.schema[path][method], Override(path_parameters={"sessionId": sid})
+                )
+            Stateful(fz).run()
+            out = fz.findings(("MSG-1", "SES-4"))
+        finally:
+            fz.close()
+    posts = fz.stats["POST /chat/sessions/{sessionId}/messages"]
+    gets = fz.stats["GET /chat/sessions/{sessionId}"]
+    assert posts.capped > 0
+    agent = [ex for ex in fz.log if ex.method == "POST" and ex.url.endswith("/messages")]
+    assert agent
+    assert all(ex.not_sent and ex.limit for ex in agent)  # every one refused, none sent
+    assert gets.sent > 0
+    assert gets.capped == 0
+    assert fz.stopped is None
+    assert fz.capped is not None
+    assert "--max-agent-calls 0" in fz.capped
+    assert not [f for f in out if f.kind != "target"]
+    assert ("SES-4", "all") in out.examined  # what was sent is judged as usual
 
 
 def test_stateful_run_stops_cleanly_when_the_target_stops_answering(
@@ -582,6 +618,27 @@ EXERCISED = {
 }  # fmt: skip
 
 
+#: The fuzz suite alone spends more agent calls than the default cap allows (it spends what the
+#: scenario suites leave): its end-to-end self-tests run without one, but the one about the cap.
+UNCAPPED = ("--max-agent-calls", "none")
+
+
+def test_capped_fuzz_run_skips_naming_the_cap(tmp_path: Path) -> None:
+    """Under a small --max-agent-calls, the fuzz suite's agent-invoking cases are refused: the run
+    exits 0 with the rules it could not exercise SKIP naming the limit, never ERROR or FAIL."""
+    run = chatconform("run", "--strict", "--suite", "fuzz", "--max-agent-calls", "5",
+                      report_dir=tmp_path)  # fmt: skip
+    assert run.code == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    verdicts = run.verdicts()
+    assert not {"FAIL", "ERROR", "WARN"} & set(verdicts.values())
+    reasons = [r["reason"] for r in run.summary["rules"] if r["verdict"] == "SKIP"]
+    assert any("--max-agent-calls 5" in why for why in reasons), reasons
+    ops = json.loads((tmp_path / "fuzz.json").read_text(encoding="utf-8"))["operations"]
+    assert sum(op["capped"] for op in ops.values()) > 0
+    assert sum(op["notSent"] for op in ops.values()) == 0  # nothing refused by the run's budget
+    assert ops["GET /chat/sessions/{sessionId}"]["sent"] > 0  # the rest still went out
+
+
 def _sent_cases(report_dir: Path) -> dict[str, Any]:
     """Per operation: what fuzz.json says was sent (counts by phase and the digest of the cases)."""
     ops = json.loads((report_dir / "fuzz.json").read_text(encoding="utf-8"))["operations"]
@@ -596,7 +653,7 @@ def test_reference_passes_strict_and_reproducibly(tmp_path: Path) -> None:
     """Two strict runs with the default seed send the same cases (per operation: the digest of the
     requests, with the ids the target issued named by rank) and give the same verdicts; every rule
     the suite exercises PASSES from evidence, and AUTH-4 names its four clauses."""
-    args = ("run", "--strict", "--suite", "fuzz")
+    args = ("run", "--strict", "--suite", "fuzz", *UNCAPPED)
     first = chatconform(*args, report_dir=tmp_path / "a")
     again = chatconform(*args, report_dir=tmp_path / "b")
     for run in (first, again):
@@ -625,7 +682,7 @@ def test_lenient_server_passes_strict(tmp_path: Path) -> None:
     beyond the rejection list is counted as notes (I), never WARN or FAIL."""
     with reference("--variation", "lenient") as server:
         run = chatconform(
-            "run", "--strict", "--suite", "fuzz", "--target-file", str(server.credentials),
+            "run", "--strict", "--suite", "fuzz", *UNCAPPED, "--target-file", str(server.credentials),
             report_dir=tmp_path,
         )  # fmt: skip
     assert run.code == 0, run.stdout + run.stderr
@@ -654,7 +711,17 @@ FAULTS = [
 @pytest.mark.parametrize(("fault", "rules"), FAULTS)
 def test_fuzz_only_faults(tmp_path: Path, fault: str, rules: set[str]) -> None:
     env = {"CHATCONFORM_REFERENCE_ARGS": f"--fault {fault}"}
-    args = ("run", "--strict", "--suite", "fuzz", "--seed", "12345", "--max-examples", "3")
+    args = (
+        "run",
+        "--strict",
+        "--suite",
+        "fuzz",
+        *UNCAPPED,
+        "--seed",
+        "12345",
+        "--max-examples",
+        "3",
+    )
     run = chatconform(*args, report_dir=tmp_path / "a", env=env)
     assert run.code == 1, run.stdout + run.stderr
     assert run.failed() == rules  # exactly the rule the fault breaks

@@ -18,7 +18,6 @@ import contextlib
 import datetime as dt
 import json
 import os
-import secrets
 import shutil
 import tempfile
 import uuid
@@ -42,6 +41,7 @@ from chatconform.budget import Budget
 from chatconform.checks.errors import every_response
 from chatconform.client import Client
 from chatconform.embedded import EmbeddedError, EmbeddedServer, reference_args_from_env
+from chatconform.fuzz.seed import resolve_seed
 from chatconform.gate import Gate
 from chatconform.record import Exchange
 from chatconform.rules import FAMILIES, RULES, UnknownRule, rule
@@ -360,8 +360,10 @@ def pytest_configure_node(node: Any) -> None:
     assert state.shared_dir is not None
     node.workerinput["cc_shared_dir"] = str(state.shared_dir)
     seed = node.config.getoption("cc_fuzz_seed")
-    if seed is None:  # one seed for every worker, so the run replays with --fuzz-seed
-        seed = node.config.option.cc_fuzz_seed = secrets.randbelow(2**31)
+    if seed is None or str(seed).strip().lower() == "random":
+        # one seed for every worker (the fixed default, FLOWYTE_SEED's, or one drawn once here)
+        with contextlib.suppress(ValueError):  # a bad FLOWYTE_SEED: the fuzz suite says so (exit 2)
+            seed = node.config.option.cc_fuzz_seed = str(resolve_seed(seed))
     node.workerinput["cc_fuzz_seed"] = seed
 
 

@@ -126,7 +126,8 @@ class OperationStats:
     cases: Counter[str] = dataclasses.field(default_factory=Counter)  # "phase/mode" -> cases
     sent: int = 0
     unsendable: int = 0
-    not_sent: int = 0  # refused by the run's budget (deadline, breaker)
+    not_sent: int = 0  # refused by the run's budget (deadline, breaker): ERROR if nothing judged
+    capped: int = 0  # refused by a limit the user chose (--max-agent-calls): SKIP naming it
     skipped_streams: int = 0
     truncated_streams: int = 0  # longer than the raw bytes kept: schema not checked by Schemathesis
     must_reject: int = 0  # sent cases that broke the contract's rejection list
@@ -143,6 +144,7 @@ class OperationStats:
             "sent": self.sent,
             "unsendable": self.unsendable,
             "notSent": self.not_sent,
+            "capped": self.capped,
             "skippedStreams": self.skipped_streams,
             "truncatedStreams": self.truncated_streams,
             "mustReject": self.must_reject,
@@ -211,6 +213,7 @@ class Fuzzer:
         if self.target.agent_id:
             self.aliases[self.target.agent_id] = "{agent}"
         self.stopped: str | None = None  # why the run's budget stopped sending, if it did
+        self.capped: str | None = None  # the limit the user chose that refused a request
         self._reported: dict[tuple[str, ...], _Reported] = {}
         self._evidence = Outcome()  # what the checks examined since the last findings()
         self._junit: dict[str, list[GroupedFailures]] = {}
@@ -313,9 +316,24 @@ class Fuzzer:
             if self.log and self.log[-1].status is None and not self.log[-1].error:
                 self.log.pop()
             raise Unsendable(f"{type(exc).__name__}: {exc}") from None
-        if ex.not_sent:
-            self.stopped = self.stopped or ex.error or "not sent"
+        if ex.not_sent and ex.limit:
+            self.capped = (
+                ex.limit
+            )  # a limit the user chose: only agent-invoking requests wait on it
+        elif ex.not_sent:
+            self.stopped = self.stopped or ex.error or "not sent"  # the deadline or the breaker
         return ex
+
+    @staticmethod
+    def unsent(stats: OperationStats, ex: Exchange) -> bool:
+        """Count a request the run did not send (True), by why: a cap the user chose, or the budget."""
+        if not ex.not_sent:
+            return False
+        if ex.limit:
+            stats.capped += 1
+        else:
+            stats.not_sent += 1
+        return True
 
     def response_of(self, ex: Exchange) -> Response:
         """The Schemathesis Response for what chatconform's client recorded."""
@@ -581,7 +599,7 @@ class Fuzzer:
         if not self.target.agent_id:
             return None
         ex = self.client.create_session(self.target.agent_id)
-        if ex.not_sent:
+        if ex.not_sent and not ex.limit:
             self.stopped = self.stopped or ex.error or "not sent"
         data = ex.json().get("data") if isinstance(ex.json(), dict) else None
         sid = data.get("id") if isinstance(data, dict) else None
@@ -619,8 +637,7 @@ class Fuzzer:
                 headers["Content-Type"] = "application/json"
             stats.cases["probe/negative"] += 1
             ex = self._request(op.method.upper(), path, body, None, headers)
-            if ex.not_sent:
-                stats.not_sent += 1
+            if self.unsent(stats, ex):
                 continue
             stats.sent += 1
             self.check(case, ex, "probe")
@@ -652,8 +669,7 @@ class Fuzzer:
             except Unsendable:
                 stats.unsendable += 1
                 return
-            if ex.not_sent:
-                stats.not_sent += 1
+            if self.unsent(stats, ex):
                 return
             stats.sent += 1
             if ex.stream is not None and ex.stream.ended_by in ("timeout", "byte-cap"):

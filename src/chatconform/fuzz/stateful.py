@@ -90,7 +90,8 @@ class Stateful:
         self.label = label
         self.stats = fuzzer.stats.setdefault(label, OperationStats(label))
         self.other_key = fuzzer.target.other_tenant_key if tenancy else None
-        self.halted: str | None = None  # why the sequence stopped sending (no response)
+        self.halted: str | None = None  # why the sequence stopped sending
+        self.silent: str | None = None  # ... when it was a step without a response
 
     def report(self, f: Finding, *what: str) -> None:
         self.fuzzer.report(f, (self.label, *what))
@@ -104,9 +105,8 @@ class Stateful:
         fz = self.fuzzer
         op_id = operation_id(case.operation)
         self.stats.cases[f"stateful/{op_id}"] += 1
-        if fz.stopped or self.halted:
-            self.stats.not_sent += 1  # nothing more is sent
-            raise _Halt(self.halted or fz.stopped)
+        if fz.stopped or self.halted:  # nothing more is sent (Hypothesis's replay of the last
+            raise _Halt(self.halted or fz.stopped)  # sequence, which it makes to report it)
         if contract.substitute_agent(op_id, case.body, fz.target.agent_id):
             case.body = case.body
         try:
@@ -114,13 +114,15 @@ class Stateful:
         except Unsendable:
             self.stats.unsendable += 1
             raise hypothesis.reject() from None
-        if ex.not_sent:  # the budget's doing: the fuzzer says which rules went unjudged
-            self.stats.not_sent += 1
-            raise _Halt(ex.error)
+        if fz.unsent(self.stats, ex):
+            # the budget's doing (the fuzzer says which rules went unjudged), or the agent-call
+            # cap's (the plugin says SKIP naming it): this sequence cannot be played further
+            self.halted = ex.error or "not sent"
+            raise _Halt(self.halted)
         self.stats.sent += 1
         response = fz.check(case, ex, "stateful", stats=self.stats)
         if response is None:  # check() reported it against the step's rule
-            self.halted = ex.error or "no response"
+            self.halted = self.silent = ex.error or "no response"
             raise _Halt(self.halted)
         self.model_checks(case, op_id, ex)
         if self.other_key:
@@ -294,8 +296,8 @@ class Stateful:
             # earlier than the first run did, which it calls flaky: neither is a finding
             if not (self.fuzzer.stopped or self.halted):
                 raise
-        if self.halted:  # a note: the step that got no response is already charged to its rule
-            got = f"the stateful run stopped sending after a step got no response: {self.halted}"
+        if self.silent:  # a note: the step that got no response is already charged to its rule
+            got = f"the stateful run stopped sending after a step got no response: {self.silent}"
             note = Finding("ERR-4", "the target to keep answering", got, level="I")
             self.report(note, "halted")
         self.stats.seconds += time.monotonic() - started
