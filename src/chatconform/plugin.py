@@ -509,6 +509,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     state.apply(rec)
     if getattr(item.config, "workerinput", None) is not None:  # for the controller
         rec.target = state.target.public() if state.target is not None else None
+        rec.fuzz_seed = state.fuzz_seed  # set in this worker by the fuzz suite, if it ran here
         text = rec.to_json()
         report.user_properties.append(
             (RECORD_KEY, state.target.redact(text) if state.target is not None else text)
@@ -602,8 +603,9 @@ def _record(
         for rid in set(declared) - judged:
             rec.skipped.setdefault(rid, f"not reached: {item.name} stopped on {why}"[:300])
     rec.exercised = sorted(found.rules_examined() | {f.rule for f in found if not f.is_note})
-    failing = [f for f in found if f.grade(state.strict) == "FAIL"]
-    warnings = [f for f in found if f.grade(state.strict) == "WARN"]
+    graded = [f for f in found if not f.is_note]  # a note (level I) never fails or warns a test
+    failing = [f for f in graded if f.grade(state.strict) == "FAIL"]
+    warnings = [f for f in graded if f.grade(state.strict) == "WARN"]
     for w in warnings:
         report.user_properties.append(("chatconform-warn", f"{w.rule}: {w.message}"))
     if failing:

@@ -136,6 +136,7 @@ class OperationStats:
     stream_strikes: int = 0
     # what was sent, in order, with the ids the target issued replaced (same seed, same digest)
     digest: Any = dataclasses.field(default_factory=hashlib.sha256)
+    names: dict[str, str] = dataclasses.field(default_factory=dict)  # issued id -> its name here
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -359,15 +360,21 @@ class Fuzzer:
 
     # -- checking ---------------------------------------------------------------------------
     def alias(self, session_id: Any) -> None:
-        """Name a session the target created by its rank, so digests do not depend on its id."""
+        """Remember a session id the target issued, so that digests do not depend on it."""
         if isinstance(session_id, str) and session_id and session_id not in self.aliases:
-            self.aliases[session_id] = f"{{session-{len(self.aliases)}}}"
+            self.aliases[session_id] = "{session}"
 
     def record_sent(self, stats: OperationStats, ex: Exchange) -> None:
-        """Add what was sent to the operation's digest (ids the target issued named by rank)."""
+        """Add what was sent to the operation's digest. The ids the target issued are named by
+        their first use in this operation's own cases, so the digest is the same whichever
+        process ran the operation and whatever else it ran before."""
         body = (ex.request_body or b"").decode("utf-8", "replace")
         line = f"{ex.method} {ex.url.removeprefix(self.target.base_url)} {body}"
-        for real, name in self.aliases.items():
+        found = sorted((line.find(real), real) for real in self.aliases if real in line)
+        for _, real in found:
+            name = self.aliases[real]
+            if name == "{session}":
+                name = stats.names.setdefault(real, f"{{session-{len(stats.names)}}}")
             line = line.replace(real, name)
         stats.digest.update(line.encode("utf-8", "surrogatepass") + b"\n")
 
