@@ -27,7 +27,8 @@ from chatconform.target import (
 )
 
 # pytest plugins installed alongside chatconform that the suites do not use (the fuzz suite drives
-# Schemathesis and Hypothesis as libraries): not loading them saves ~4 s of CPU per run.
+# Schemathesis and Hypothesis as libraries): not loading them saves ~4 s of CPU per run. xdist is
+# kept when --concurrency asks for workers.
 UNUSED_PLUGINS = (
     "schemathesis",
     "hypothesispytest",
@@ -161,7 +162,9 @@ def run_suites(
     args = [*files, "-c", str(suites / "run.ini"), "--rootdir", str(suites)]
     args += ["-p", "chatconform.plugin"]
     args += ["-p", "no:cacheprovider", "--junitxml", str(report_dir / "junit.xml")]
-    args += [a for name in UNUSED_PLUGINS for a in ("-p", f"no:{name}")]
+    parallel = "-n" in (extra or [])  # --concurrency > 1 runs the suites in xdist workers
+    unused = [n for n in UNUSED_PLUGINS if not (parallel and n.startswith("xdist"))]
+    args += [a for name in unused for a in ("-p", f"no:{name}")]
     args += ["-o", "junit_suite_name=chatconform", "--tb=short", "-W", "ignore::DeprecationWarning"]
     # the CLI has imported chatconform (and httpx) before pytest starts: nothing to rewrite there
     args += ["-W", "ignore::pytest.PytestAssertRewriteWarning"]
