@@ -70,6 +70,14 @@ def build_parser() -> argparse.ArgumentParser:
         f"time, in order; default {DEFAULT_CONCURRENCY})",
     )  # fmt: skip
     run.add_argument("--report-dir", default=None, help="where to write reports")
+    run.add_argument(
+        "--expectations", default=None, metavar="FILE",
+        help="known-failure expectations (YAML or TOML): expected failures are XFAIL",
+    )  # fmt: skip
+    run.add_argument(
+        "--strict-expectations", action="store_true", default=None,
+        help="an expected failure that now passes (XPASS) fails the run",
+    )  # fmt: skip
     run.add_argument("-v", "--verbose", action="store_true", help="pytest's per-test output")
 
     serve = sub.add_parser("serve", help="start the embedded reference server")
@@ -86,6 +94,14 @@ def build_parser() -> argparse.ArgumentParser:
     from chatconform.report.cli import add_arguments as add_report_arguments
 
     add_report_arguments(report)
+
+    exp = sub.add_parser("expectations", help="known-failure expectations files")
+    exp_sub = exp.add_subparsers(dest="exp_command", required=True, metavar="ACTION")
+    upd = exp_sub.add_parser("update", help="write or refresh the file from a run's failures")
+    upd.add_argument("--from", dest="from_dir", required=True, metavar="REPORT_DIR",
+                     help="a run's report directory (holds summary.json)")  # fmt: skip
+    upd.add_argument("-o", "--output", default=None, metavar="FILE",
+                     help="the file to write (default chatconform-expectations.yaml)")  # fmt: skip
     return parser
 
 
@@ -101,6 +117,10 @@ def main(argv: list[str] | None = None) -> int:
             from chatconform.load.cli import run as run_load
 
             return run_load(args)
+        if args.command == "expectations":
+            from chatconform.expectations_cli import run as run_expectations
+
+            return run_expectations(args)
         if args.command == "report":
             from chatconform.report.cli import run as run_report
 

@@ -41,6 +41,7 @@ from chatconform.budget import Budget
 from chatconform.checks.errors import every_response
 from chatconform.client import Client
 from chatconform.embedded import EmbeddedError, EmbeddedServer, reference_args_from_env
+from chatconform.expectations import EntryResult, Expectation, ExpectationsError
 from chatconform.fuzz.seed import resolve_seed
 from chatconform.gate import Gate
 from chatconform.record import Exchange
@@ -95,6 +96,10 @@ class RunState:
     skipped: dict[str, str] = field(default_factory=dict)
     verdicts: list[RuleVerdict] = field(default_factory=list)
     harness_errors: list[str] = field(default_factory=list)
+    expectations: list[Expectation] = field(default_factory=list)  # --expectations FILE
+    expectations_file: str | None = None
+    strict_expectations: bool = False
+    expectation_results: list[EntryResult] = field(default_factory=list)
     agent_calls: AgentCalls | None = None
     shared_dir: Path | None = None  # the ledger and the gate, shared with xdist workers
     owns_shared_dir: bool = False
@@ -238,6 +243,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--fuzz-seed", dest="cc_fuzz_seed", default=None)  # an integer or "random"
     group.addoption("--fuzz-max-examples", dest="cc_fuzz_max_examples", type=int, default=None)
     group.addoption("--embedded-target", dest="cc_embedded", action="store_true", default=False)
+    group.addoption("--expectations", dest="cc_expectations", default=None,
+                    help="known-failure expectations file (YAML or TOML)")  # fmt: skip
+    group.addoption("--strict-expectations", dest="cc_strict_expectations", action="store_true",
+                    default=False, help="an expected failure that passes (XPASS) fails the run")  # fmt: skip
     group.addoption(
         "--max-agent-calls", dest="cc_max_agent_calls", default=None, metavar="N",
         help="requests that may invoke the target's agent beyond N are not sent; the rules left "
@@ -295,6 +304,15 @@ def pytest_configure(config: pytest.Config) -> None:
         agent_call_cap(config.getoption("cc_max_agent_calls")),
         state.shared_dir / "agent-calls.json",
     )
+    if config.getoption("cc_expectations"):
+        from chatconform import expectations
+
+        try:
+            state.expectations = expectations.load(config.getoption("cc_expectations"))
+        except ExpectationsError as exc:
+            raise pytest.UsageError(str(exc)) from None
+        state.expectations_file = str(config.getoption("cc_expectations"))
+    state.strict_expectations = bool(config.getoption("cc_strict_expectations"))
     # allure (chatconform.report.allure_results): with --alluredir, label/attach/grade each result
     from chatconform.report.allure_results import install as install_allure
 
@@ -614,6 +632,7 @@ def _record(
         if target is not None:
             text = target.redact(text)
         report.longrepr = text
+        _mark_expected(report, state, failing)
     elif limit is not None:
         report.outcome = "skipped"  # neither passed nor failed: it could not do what it aims at
         report.longrepr = (str(item.path), item.location[1] or 0, f"Skipped: {limit}")
@@ -660,6 +679,19 @@ def _within_limit(
 
 def _any_clause(rule_id: str) -> str:
     return RULES[rule_id].clauses[0][0]
+
+
+def _mark_expected(report: pytest.TestReport, state: RunState, failing: list[Finding]) -> None:
+    """A test whose every failing finding an active expectation covers shows as xfailed (JUnit
+    `<skipped type="pytest.xfail">`); the rule's XFAIL itself is decided at the end of the run."""
+    if not state.expectations:
+        return
+    from chatconform.expectations import expected_test_failure, today_utc
+
+    entry = expected_test_failure(failing, state.expectations, today_utc())
+    if entry is not None:
+        report.outcome = "skipped"
+        report.wasxfail = f"XFAIL {entry.name}"  # type: ignore[attr-defined]
 
 
 def _skip_reason(report: pytest.TestReport) -> str:
@@ -715,6 +747,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         tests=state.exercised,
         unexercised=state.unexercised,
     )
+    if state.expectations:
+        from chatconform.expectations import apply, today_utc
+
+        state.verdicts, state.expectation_results = apply(
+            state.verdicts, state.expectations, today_utc(), state.strict
+        )
     write_summary(state)
 
 
@@ -722,7 +760,7 @@ def summary_dict(state: RunState) -> dict[str, Any]:
     target = state.target.public() if state.target is not None else state.target_info
     assert target is not None
     return {
-        "verdict": overall(state.verdicts),
+        "verdict": overall(state.verdicts, state.strict_expectations),
         "strict": state.strict,
         "target": target,
         "counts": counts(state.verdicts),
@@ -738,7 +776,16 @@ def summary_dict(state: RunState) -> dict[str, Any]:
         },
         "agent": state.agent_calls.to_json() if state.agent_calls is not None else None,
         "rules": [v.to_json() for v in state.verdicts],
+        **({"expectations": _expectations_json(state)} if state.expectations_file else {}),
     }
+
+
+def _expectations_json(state: RunState) -> dict[str, Any]:
+    from chatconform.expectations import summary_json
+
+    return summary_json(
+        state.expectation_results, state.expectations_file, state.strict_expectations
+    )
 
 
 def write_summary(state: RunState) -> Path:
@@ -762,7 +809,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         if v.verdict != "PASS" or v.reason:
             tr.line(f"{v.verdict:5} {v.id:7} {v.reason}"[:160])
     tr.line(
-        f"{overall(state.verdicts)}: {c['PASS']} PASS, {c['FAIL']} FAIL, {c['ERROR']} ERROR, "
+        f"{overall(state.verdicts, state.strict_expectations)}: {c['PASS']} PASS, "
+        f"{c['FAIL']} FAIL, {c['ERROR']} ERROR, {c['XFAIL']} XFAIL, {c['XPASS']} XPASS, "
         f"{c['WARN']} WARN, {c['SKIP']} SKIP of {len(RULES)} rules; "
         f"summary: {state.report_dir / 'summary.json'}"
     )

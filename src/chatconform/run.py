@@ -49,11 +49,26 @@ def _families(selected: list[str] | None) -> list[str]:
     return names
 
 
+def _expectation_args(args: argparse.Namespace) -> list[str]:
+    """--expectations FILE (read now: a bad file is a usage error before any request is sent)."""
+    out: list[str] = []
+    path = getattr(args, "expectations", None)
+    if path:
+        from chatconform.expectations import load as load_expectations
+
+        load_expectations(path)
+        out += ["--expectations", str(Path(path).resolve())]
+    if getattr(args, "strict_expectations", False):
+        out.append("--strict-expectations")
+    return out
+
+
 def run_command(args: argparse.Namespace) -> int:
     from chatconform.embedded import EmbeddedError, EmbeddedServer, reference_args_from_env
 
     user_paths(args)  # --report-dir, --target-file: against the user's directory, before anything
     families = _families(args.suite)
+    expectation_args = _expectation_args(args)
     for name in ("timeout", "stream_timeout", "run_timeout"):
         if getattr(args, name) <= 0:
             raise UsageError(f"--{name.replace('_', '-')} must be a positive number of seconds")
@@ -92,7 +107,7 @@ def run_command(args: argparse.Namespace) -> int:
                 args.concurrency = 1
         sessions = bool(set(families) - {"completions"})
         check_target(target, sessions, "completions" in families or "fuzz" in families)
-        extra = []
+        extra = list(expectation_args)
         if args.seed is not None:
             extra += ["--fuzz-seed", str(args.seed)]
         if args.max_examples is not None:
@@ -115,8 +130,12 @@ def run_command(args: argparse.Namespace) -> int:
         raise UsageError(f"the suites did not run to the end (pytest exit {code})")
     from chatconform.report import write_run_reports
 
-    write_run_reports(report_dir)
     summary = json.loads(summary_path.read_text(encoding="utf-8"))
+    if summary.get("expectations"):
+        from chatconform.expectations import append_to_junit
+
+        append_to_junit(report_dir / "junit.xml", summary["expectations"])
+    write_run_reports(report_dir)
     print_summary(summary, Path(shown(report_dir)), time.monotonic() - started)
     if summary.get("interrupted"):
         print("chatconform: interrupted; the summary holds what finished", file=sys.stderr)
@@ -202,6 +221,8 @@ def print_summary(summary: dict[str, Any], report_dir: Path, seconds: float) -> 
         "WARN": "yellow",
         "SKIP": "dim",
         "ERROR": "magenta",
+        "XFAIL": "cyan",
+        "XPASS": "bold yellow",
     }
     table = Table(title=f"chatconform: {summary['target']['baseUrl']}", show_lines=False)
     for col in ("rule", "lvl", "verdict", "title / first finding"):
@@ -218,9 +239,20 @@ def print_summary(summary: dict[str, Any], report_dir: Path, seconds: float) -> 
     console.print(
         f"[{colour.get(overall, 'bold red')}]{overall}[/]: "
         f"{c['PASS']} PASS, {c['FAIL']} FAIL, {c.get('ERROR', 0)} ERROR, {c['WARN']} WARN, "
-        f"{c['SKIP']} SKIP of {len(RULES)} rules, {mode}, in {seconds:.1f} s. Reports: {report_dir}"
+        f"{c['SKIP']} SKIP"
+        + (
+            f", {c.get('XFAIL', 0)} XFAIL, {c.get('XPASS', 0)} XPASS"
+            if "expectations" in summary
+            else ""
+        )
+        + f" of {len(RULES)} rules, {mode}, in {seconds:.1f} s. Reports: {report_dir}"
     )
     if summary.get("agent"):
         from chatconform.agentcalls import bill_line
 
         console.print(bill_line(summary["agent"]))
+    section = summary.get("expectations") or {}
+    for entry in section.get("entries") or []:
+        if entry["status"] != "xfail":
+            style = {"xpass": "bold yellow", "expired": "bold red"}.get(entry["status"], "dim")
+            console.print(f"[{style}]expectation {entry['status']}[/]: {entry['message']}")

@@ -21,11 +21,15 @@ from typing import Any, Literal
 
 from chatconform.rules import RULES, SOLE, Level, clause_of
 
-Verdict = Literal["PASS", "FAIL", "WARN", "SKIP", "ERROR"]
+Verdict = Literal["PASS", "FAIL", "WARN", "SKIP", "ERROR", "XFAIL", "XPASS"]
 Kind = Literal["target", "harness", "budget"]
 # worst first: the order a rule's verdict is taken in, and the order reports list rules in
-ORDER: dict[str, int] = {"FAIL": 0, "ERROR": 1, "WARN": 2, "SKIP": 3, "PASS": 4}
-VERDICTS: tuple[Verdict, ...] = ("PASS", "FAIL", "WARN", "SKIP", "ERROR")
+# XFAIL / XPASS: a failure a known-failure expectation covers / an expected failure that passes now
+# (chatconform.expectations); only expectations give them, never a finding
+ORDER: dict[str, int] = {
+    "FAIL": 0, "ERROR": 1, "XPASS": 2, "WARN": 3, "XFAIL": 4, "SKIP": 5, "PASS": 6,
+}  # fmt: skip
+VERDICTS: tuple[Verdict, ...] = ("PASS", "FAIL", "WARN", "SKIP", "ERROR", "XFAIL", "XPASS")
 ClauseKey = tuple[str, str]  # (rule id, clause id)
 
 
@@ -204,6 +208,7 @@ class RuleVerdict:
     findings: list[Finding] = field(default_factory=list)
     clauses: list[ClauseVerdict] = field(default_factory=list)
     notes: list[Finding] = field(default_factory=list)
+    expectations: list[dict[str, Any]] = field(default_factory=list)  # entries applied to it
 
     @property
     def partial(self) -> str:
@@ -229,6 +234,7 @@ class RuleVerdict:
             "clauses": [c.to_json() for c in self.clauses],
             "findings": [f.to_json() for f in self.findings],
             "notes": [f.to_json() for f in self.notes],
+            **({"expectations": self.expectations} if self.expectations else {}),
         }
 
 
@@ -297,9 +303,12 @@ def grade_rules(
     return out
 
 
-def overall(verdicts: list[RuleVerdict]) -> Literal["PASS", "FAIL", "ERROR"]:
-    """FAIL when a rule failed; ERROR when none failed but the run could not judge one; else PASS."""
-    if any(v.verdict == "FAIL" for v in verdicts):
+def overall(
+    verdicts: list[RuleVerdict], xpass_fails: bool = False
+) -> Literal["PASS", "FAIL", "ERROR"]:
+    """FAIL when a rule failed (or, with `xpass_fails` (--strict-expectations), an expected failure
+    passed); ERROR when none failed but the run could not judge one; else PASS. XFAIL never fails."""
+    if any(v.verdict == "FAIL" or (xpass_fails and v.verdict == "XPASS") for v in verdicts):
         return "FAIL"
     if any(v.verdict == "ERROR" for v in verdicts):
         return "ERROR"

@@ -27,6 +27,7 @@ h3 { font-size: 15px; margin: 16px 0 6px; }
 .badge.v-WARN { background: var(--warn); } .badge.v-SKIP { background: var(--skip); }
 .badge.v-ERROR { background: var(--error); }
 .badge.v-NA { background: #d0d7de; color: var(--fg); }
+.badge.v-XFAIL { background: #0969da; } .badge.v-XPASS { background: #bf8700; }
 .counts span { margin-right: 12px; }
 table { border-collapse: collapse; width: 100%; margin: 8px 0; }
 th, td { border-bottom: 1px solid var(--line); padding: 5px 8px; text-align: left;
@@ -61,7 +62,7 @@ def e(text: object) -> str:
 
 def badge(verdict: str | None) -> str:
     v = verdict or "NA"
-    cls = v if v in ("PASS", "FAIL", "WARN", "SKIP", "ERROR") else "NA"
+    cls = v if v in ("PASS", "FAIL", "WARN", "SKIP", "ERROR", "XFAIL", "XPASS") else "NA"
     return f'<span class="badge v-{cls}">{e(v if verdict else "–")}</span>'
 
 

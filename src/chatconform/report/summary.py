@@ -138,7 +138,8 @@ def _conformance_html(s: dict[str, Any], links: dict[str, str] | None = None) ->
         f'<div class="big">{e(verdict)}</div><div><div><b>{e(target)}</b></div>'
         f'<div class="counts" id="counts">'
         + "".join(
-            f'<span data-count="{k}">{badge(k)} {int(c.get(k, 0))}</span>' for k in COUNT_ORDER
+            f'<span data-count="{k}">{badge(k)} {int(c.get(k, 0))}</span>'
+            for k in (*COUNT_ORDER, *_expected_keys(s))
         )
         + f'<span class="muted">of {total} rules · {e(mode)}</span></div></div></div>'
     ]
@@ -161,6 +162,7 @@ def _conformance_html(s: dict[str, Any], links: dict[str, str] | None = None) ->
             + "".join(f"<li><code>{e(x)}</code></li>" for x in errors)
             + "</ul>"
         )
+    out.append(_expectations_html(s))
     out.append(
         '<h2>Rules</h2><table id="rules"><tr><th>Rule</th><th>Level</th><th>Family</th>'
         "<th>Title</th><th>Verdict</th><th>First finding</th></tr>"
@@ -337,13 +339,38 @@ def render_html(
     return page(title, "\n".join(body))
 
 
+def _expected_keys(s: dict[str, Any]) -> tuple[str, ...]:
+    return ("XFAIL", "XPASS") if s.get("expectations") else ()
+
+
+def _expectations_html(s: dict[str, Any]) -> str:
+    """The known-failure expectations and what became of each (chatconform.expectations)."""
+    section = s.get("expectations")
+    if not section:
+        return ""
+    rows = "".join(
+        f'<tr data-expectation="{e(x.get("rule"))}" data-status="{e(x.get("status"))}">'
+        f"<td>{e(x.get('rule'))}{'/' + e(x.get('clause')) if x.get('clause') else ''}</td>"
+        f"<td>{badge(str(x.get('status', '')).upper())}</td><td>{e(x.get('expires'))}</td>"
+        f"<td>{e(x.get('message'))}</td></tr>"
+        for x in section.get("entries") or []
+    )
+    return (
+        f'<h3 id="expectations">Known-failure expectations ({e(section.get("file"))})</h3>'
+        '<table id="expectations-table"><tr><th>Entry</th><th>Status</th><th>Expires</th>'
+        f"<th>Message</th></tr>{rows}</table>"
+    )
+
+
 # -- Markdown -------------------------------------------------------------------------------------
 def _md_cell(text: object, limit: int = 160) -> str:
     s = clip(" ".join(str(text).split()), limit)
     return s.replace("|", "\\|").replace("<", "&lt;")
 
 
-ICON = {"PASS": "✅", "FAIL": "❌", "ERROR": "⛔", "WARN": "⚠️", "SKIP": "⏭️"}
+ICON = {
+    "PASS": "✅", "FAIL": "❌", "ERROR": "⛔", "WARN": "⚠️", "SKIP": "⏭️", "XFAIL": "🔷", "XPASS": "🔶",
+}  # fmt: skip
 
 
 def _conformance_md(s: dict[str, Any]) -> str:
@@ -364,7 +391,21 @@ def _conformance_md(s: dict[str, Any]) -> str:
         lines += [bill_line(s["agent"]), ""]
     for err in (s.get("harnessErrors") or [])[:5]:
         lines.append(f"- harness error: `{_md_cell(err, 200)}`")
-    bad = [r for r in rules if r.get("verdict") in ("FAIL", "ERROR", "WARN")]
+    section = s.get("expectations") or {}
+    if section:
+        n = section.get("counts") or {}
+        lines.append(
+            f"Expectations `{section.get('file')}`: "
+            + ", ".join(
+                f"{n.get(k, 0)} {k.upper()}" for k in ("xfail", "xpass", "expired", "unobserved")
+            )
+        )
+        lines += [
+            f"- {x['status'].upper()}: {_md_cell(x.get('message'), 200)}"
+            for x in section.get("entries") or []
+        ]
+        lines.append("")
+    bad = [r for r in rules if r.get("verdict") in ("FAIL", "WARN", "ERROR", "XPASS")]
     if bad:
         lines += [
             "| Rule | Lvl | Verdict | Title | First finding |",

@@ -6,8 +6,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-# worst first, as chatconform.verdicts.ORDER: FAIL, ERROR (the run could not judge), WARN, SKIP, PASS
-VERDICT_ORDER: dict[str, int] = {"FAIL": 0, "ERROR": 1, "WARN": 2, "SKIP": 3, "PASS": 4}
+# worst first, as chatconform.verdicts.ORDER: FAIL, ERROR (the run could not judge), XPASS (an
+# expected failure that passes: remove its entry), WARN, XFAIL (an expected failure), SKIP, PASS
+VERDICT_ORDER: dict[str, int] = {
+    "FAIL": 0, "ERROR": 1, "XPASS": 2, "WARN": 3, "XFAIL": 4, "SKIP": 5, "PASS": 6,
+}  # fmt: skip
 # the order reports count verdicts in (every verdict of chatconform.verdicts.VERDICTS)
 COUNT_ORDER: tuple[str, ...] = ("FAIL", "ERROR", "WARN", "SKIP", "PASS")
 SUMMARY_FILE = "summary.json"
