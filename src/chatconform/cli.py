@@ -33,6 +33,13 @@ def _add_target_options(p: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
+def _add_config_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--config", default=None, metavar="FILE",
+        help="config file (default: ./chatconform.toml, else [tool.chatconform] in ./pyproject.toml)",
+    )  # fmt: skip
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="chatconform",
@@ -79,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="an expected failure that now passes (XPASS) fails the run",
     )  # fmt: skip
     run.add_argument("-v", "--verbose", action="store_true", help="pytest's per-test output")
+    _add_config_option(run)
 
     serve = sub.add_parser("serve", help="start the embedded reference server")
     from chatconform.reference.cli import add_arguments
@@ -102,13 +110,35 @@ def build_parser() -> argparse.ArgumentParser:
                      help="a run's report directory (holds summary.json)")  # fmt: skip
     upd.add_argument("-o", "--output", default=None, metavar="FILE",
                      help="the file to write (default chatconform-expectations.yaml)")  # fmt: skip
+
+    cfg = sub.add_parser("config", help="the merged configuration and where each value came from")
+    cfg_sub = cfg.add_subparsers(dest="config_command", required=True, metavar="ACTION")
+    show = cfg_sub.add_parser("show", help="print the merged, redacted configuration")
+    _add_config_option(show)
     return parser
+
+
+def _configure(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: list[str]) -> None:
+    """Fill what the command line did not give from the config file (chatconform.config)."""
+    from chatconform import config
+
+    cfg = config.load(getattr(args, "config", None))
+    explicit = config.explicit_dests(parser, argv)
+    args.config_settings = config.apply(args, cfg, explicit)
+    args.config_file = cfg
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     try:
+        if args.command == "config":
+            from chatconform.config_cli import show
+
+            return show(parser, args)
+        if args.command == "run":
+            _configure(parser, args, argv)
         if args.command == "serve":
             from chatconform.reference.cli import serve
 
