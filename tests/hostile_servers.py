@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import http.client
 import socket
 import struct
 import threading
 import time
+import urllib.parse
 from collections.abc import Iterator
 
 FRAME = (
@@ -14,7 +16,11 @@ FRAME = (
     b'"channel":"chat","eventType":"agent_message","payload":{"messageId":"m","delta":"hi"}}\n\n'
 )
 SSE_HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n"
-MODES = ("silent", "stall", "endless", "drip", "huge", "bad-utf8", "reset", "redirect")
+MODES = (
+    "silent", "head-stall", "stall", "endless", "drip", "huge", "bad-utf8", "reset", "redirect",
+)  # fmt: skip
+# modes a StreamProxy applies to streams only (every other answer comes from a correct upstream)
+STREAM_MODES = ("stall", "endless", "drip", "huge", "bad-utf8", "reset")
 
 
 class HostileServer:
@@ -80,6 +86,11 @@ class HostileServer:
         while self._wait(0.1):
             pass
 
+    def _head_stall(self, conn: socket.socket) -> None:
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n")
+        while self._wait(0.1):
+            pass
+
     def _stall(self, conn: socket.socket) -> None:
         conn.sendall(SSE_HEAD + FRAME + FRAME)
         while self._wait(0.1):
@@ -124,6 +135,56 @@ class HostileServer:
         body = b'{"success":true,"data":{}}'
         head = f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
         conn.sendall(head.encode() + body)
+
+
+class StreamProxy(HostileServer):
+    """A correct target (the upstream, e.g. the reference) whose every event stream is replaced
+    by a hostile one: JSON answers pass through unchanged, so the rest can still be judged."""
+
+    def __init__(self, mode: str, upstream: str) -> None:
+        assert mode in STREAM_MODES, mode
+        parts = urllib.parse.urlsplit(upstream)
+        self.upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
+        super().__init__(mode)
+
+    def _handle(self, conn: socket.socket) -> None:
+        with contextlib.suppress(OSError), conn:
+            data = self._read_request(conn)
+            head, _, body = data.partition(b"\r\n\r\n")
+            lines = head.decode("latin-1").split("\r\n")
+            method, path, _ = lines[0].split(" ", 2)
+            headers = dict(line.split(": ", 1) for line in lines[1:] if ": " in line)
+            length = int(next((v for k, v in headers.items() if k.lower() == "content-length"), 0))
+            conn.settimeout(5)
+            while len(body) < length:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    break
+                body += chunk
+            up = http.client.HTTPConnection(*self.upstream, timeout=30)
+            try:
+                up.request(method, path, body=body or None, headers=headers)
+                resp = up.getresponse()
+                if resp.getheader("content-type", "").startswith("text/event-stream"):
+                    getattr(self, "_" + self.mode.replace("-", "_"))(conn)
+                    return
+                payload = resp.read()
+                out = [f"HTTP/1.1 {resp.status} {resp.reason}"]
+                skip = {"content-length", "transfer-encoding", "connection"}
+                out += [f"{k}: {v}" for k, v in resp.getheaders() if k.lower() not in skip]
+                out += [f"Content-Length: {len(payload)}", "Connection: close", "", ""]
+                conn.sendall("\r\n".join(out).encode("latin-1") + payload)
+            finally:
+                up.close()
+
+
+@contextlib.contextmanager
+def stream_proxy(mode: str, upstream: str) -> Iterator[StreamProxy]:
+    server = StreamProxy(mode, upstream)
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @contextlib.contextmanager

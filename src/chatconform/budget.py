@@ -1,9 +1,15 @@
 """Run-wide bounds: a deadline for the whole run, a breaker for a target that stopped answering, and
-the cap on agent calls the user chose (`--max-agent-calls`, kept by chatconform.agentcalls).
+the cap on agent calls the user chose (`--max-agent-calls`, kept by chatconform.agentcalls), and what
+the run has learned about the target's streams.
 
 Per-request bounds (connect/read timeout, per-exchange deadline, byte cap) live in the client; these
 keep the sum bounded too: a target that hangs every request costs a few timeouts, not one per test,
-and a run against a real agent costs a known number of replies.
+a run against a real agent costs a known number of replies, and a target whose streams never end (or
+stall, or drip) costs one full stream deadline, not one per stream test. After `STREAM_STRIKES`
+streams (or exchanges) that did not end in time, later exchanges share one short window
+(`ABANDON_WINDOW_S`), each at most `DEGRADED_EXCHANGE_S`; what they could not finish in it is
+abandoned, and the findings on an abandoned exchange are ERROR (the run did not give it the full
+deadline), never FAIL.
 """
 
 from __future__ import annotations
@@ -15,6 +21,10 @@ from chatconform.agentcalls import AgentCalls, invokes_agent
 from chatconform.record import Exchange
 from chatconform.target import Limits
 
+STREAM_STRIKES = 1  # streams that did not end in time before later ones are abandoned
+ABANDON_WINDOW_S = 10.0  # one short window that all later long exchanges share
+DEGRADED_EXCHANGE_S = 5.0  # and at most this much each
+
 
 class Budget:
     def __init__(self, limits: Limits, agent_calls: AgentCalls | None = None) -> None:
@@ -24,6 +34,9 @@ class Budget:
         self.agent_calls = agent_calls
         if agent_calls is not None:
             agent_calls.deadline = self.deadline
+        self.strikes: list[str] = []  # what each stream that did not end did
+        self.window_end_ns: int | None = None  # perf_counter_ns: the shared window closes
+        self.abandoned = 0
         self._lock = threading.Lock()
 
     def refusal(self) -> str | None:
@@ -52,11 +65,68 @@ class Budget:
                 ex.agent_claim = True
         return refusal
 
+    # -- stream health ------------------------------------------------------------------------
+    @property
+    def degraded(self) -> bool:
+        return self.window_end_ns is not None
+
+    @property
+    def health_reason(self) -> str:
+        what = "; ".join(dict.fromkeys(self.strikes))
+        n = len(self.strikes)
+        return f"{n} earlier stream{'s' if n > 1 else ''} did not end ({what})"
+
+    def exchange_seconds(self) -> float:
+        """The deadline of a new exchange: the full one, or a short one once streams are known not
+        to end (a correct answer takes milliseconds; only a hostile one is cut)."""
+        full = self.limits.stream_timeout
+        return min(full, DEGRADED_EXCHANGE_S) if self.degraded else full
+
+    def stream_cutoff_ns(self, headers_ns: int) -> int | None:
+        """When a stream whose headers came at `headers_ns` must end: the shared window's close
+        (at least its first read); None when streams are not known to hang."""
+        if self.window_end_ns is None:
+            return None
+        return max(self.window_end_ns, headers_ns)
+
+    def streams_not_judged(self) -> str | None:
+        """Why a test that needs a whole stream outside the client (an SDK) is not run, or None."""
+        if not self.degraded:
+            return None
+        return f"not run: the target's streams do not end ({self.health_reason})"
+
+    def abandon_reason(self, seconds: float) -> str:
+        return (
+            f"abandoned after {seconds:.1f} s: {self.health_reason}; later streams share one "
+            f"{ABANDON_WINDOW_S:g} s window"
+        )
+
     def record(self, ex: Exchange) -> None:
         if ex.agent_claim and self.agent_calls is not None:
             self.agent_calls.settle(ex)
         with self._lock:
+            if ex.abandoned is not None:
+                # cut short by us: the breaker counts it only when not even the headers came
+                self.abandoned += 1
+                if ex.status is None:
+                    self.consecutive_failures += 1
+                return
             if ex.timed_out or ex.over_cap:
                 self.consecutive_failures += 1
             elif ex.status is not None:
                 self.consecutive_failures = 0
+            long_body = (
+                ex.timed_out
+                and ex.elapsed_ms is not None
+                and (ex.elapsed_ms >= self.limits.stream_timeout * 1000)
+            )
+            if (ex.stream is not None and ex.timed_out) or long_body:
+                self.strikes.append(_strike(ex, self.limits))
+                if len(self.strikes) >= STREAM_STRIKES and self.window_end_ns is None:
+                    self.window_end_ns = time.perf_counter_ns() + int(ABANDON_WINDOW_S * 1e9)
+
+
+def _strike(ex: Exchange, limits: Limits) -> str:
+    if ex.elapsed_ms is not None and ex.elapsed_ms >= limits.stream_timeout * 1000:
+        return f"outlived {limits.stream_timeout:g} s"
+    return f"stalled {limits.timeout:g} s"

@@ -6,6 +6,7 @@ every request a test made. Keys never appear in reprs; reproducers name their en
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
 from typing import Any
@@ -129,23 +130,48 @@ class Client:
         )
         ex = Exchange(method, str(request.url), req_headers, content)
         self.log.append(ex)
-        refusal = self.budget.admit(ex) if self.budget is not None else None
+        refusal = None
+        if self.budget is not None and _asks_for_stream(content):
+            refusal = self.budget.stream_refusal()  # before admit: no agent call held for it
+        if refusal is None and self.budget is not None:
+            refusal = self.budget.admit(ex)
         if refusal is not None:
             ex.error = refusal
             ex.not_sent = True
             ex.t_end_ns = ex.t_start_ns
             return ex
+        limits = self.target.limits
+        degraded = self.budget is not None and self.budget.degraded
+        if degraded and self.budget is not None:  # its streams do not end: a short deadline
+            limits = dataclasses.replace(limits, stream_timeout=self.budget.exchange_seconds())
         try:
             read_exchange(
                 self._http,
                 request,
                 ex,
-                self.target.limits,
+                limits,
                 self.target.redact,
                 stop_after_events=stop_after_events,
                 on_event=on_event,
+                stream_cutoff=self.budget.stream_cutoff_ns if self.budget is not None else None,
             )
         finally:
+            if degraded and ex.timed_out and self.budget is not None and ex.t_end_ns:
+                # cut short because the target's streams are known not to end: not the target's
+                # failure to meet the full deadline, so nothing on it is judged (ERROR)
+                ex.abandoned = self.budget.abandon_reason((ex.t_end_ns - ex.t_start_ns) / 1e9)
+                ex.error = f"{ex.error}; {ex.abandoned}"
             if self.budget is not None:
                 self.budget.record(ex)
         return ex
+
+
+def _asks_for_stream(content: bytes | None) -> bool:
+    """True when a JSON request body says `"stream": true` (the response will be a stream)."""
+    if not content or b'"stream"' not in content or len(content) > 1_000_000:
+        return False
+    try:
+        body = json.loads(content)
+    except ValueError:
+        return False
+    return isinstance(body, dict) and body.get("stream") is True

@@ -598,8 +598,8 @@ def _record(
             found.extend(_error_findings(call, declared, log, found, rec))
     for f in found:
         f.test = item.nodeid
-        if f.kind == "target" and f.exchange is not None and f.exchange.not_sent:
-            f.kind = "budget"  # a request the run did not send proves nothing about the target
+        if f.kind == "target" and f.exchange is not None and f.exchange.unjudged:
+            f.kind = "budget"  # a request the run did not send (or cut short) proves nothing
         if f.exchange is not None and target is not None:
             f.reproduce = f.exchange.curl(target)
             f.evidence = f.exchange.evidence(target)
@@ -713,12 +713,12 @@ def _error_findings(
     (budget) or when the harness itself broke: those prove nothing about the target."""
     assert call.excinfo is not None
     last = log[-1] if log else None
-    if last is not None and last.error and not last.not_sent:
+    if last is not None and last.error and not last.unjudged:
         if any(f.exchange is last or f.rule in declared for f in found if not f.is_note):
             return []  # the checks already charged the failed request to the rule it broke
         got = f"{last.method} {last.url}: {last.error}"
         return [Finding(declared[0], "the test to complete", got[:500], exchange=last)]
-    if last is not None and last.not_sent:
+    if last is not None and last.unjudged:
         got, kind = f"{last.method} {last.url}: {last.error}", "budget"
     else:
         exc = call.excinfo.value

@@ -6,11 +6,15 @@ probe 404); a target that hangs or misbehaves is left to the suites, which repor
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 from chatconform.client import Client
 from chatconform.record import Exchange
-from chatconform.target import Target
+from chatconform.target import Limits, Target
+
+PROBE_TIMEOUT_S = 5.0  # per read
+PROBE_DEADLINE_S = 10.0  # per probe, headers and body
 
 
 class TargetUnusable(ValueError):
@@ -21,7 +25,13 @@ def check_target(target: Target, sessions: bool, completions: bool) -> None:
     if target.api_key is None:
         raise TargetUnusable("no API key: give --api-key or FLOWYTE_API_KEY (or --target-file)")
     unknown = "cc-preflight-unknown-session"
-    with Client(target) as client:
+    # a correct answer to a probe takes milliseconds; one that hangs is the suites' to report
+    lim = target.limits
+    short = Limits(
+        min(lim.timeout, PROBE_TIMEOUT_S), min(lim.stream_timeout, PROBE_DEADLINE_S),
+        max_body_bytes=lim.max_body_bytes,
+    )  # fmt: skip
+    with Client(dataclasses.replace(target, limits=short)) as client:
         plan: list[Callable[[], Exchange]] = []
         if sessions:
             plan.append(lambda: client.get_session(unknown))

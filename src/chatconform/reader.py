@@ -118,6 +118,7 @@ def read_exchange(
     *,
     stop_after_events: int | None = None,
     on_event: Callable[[Exchange], None] | None = None,
+    stream_cutoff: Callable[[int], int | None] | None = None,
 ) -> None:
     """Send `request` and record the whole response into `ex`, bounded in time and bytes.
 
@@ -127,7 +128,8 @@ def read_exchange(
     connection after that many, a client that goes away); any other body is read to the byte cap.
     Failures are recorded on `ex` (error, timed_out, over_cap), never raised, except a request the
     harness built wrong (httpx.LocalProtocolError, UnsupportedProtocol) and BaseExceptions that
-    are not this exchange's deadline (the caller's own cancellation).
+    are not this exchange's deadline (the caller's own cancellation). `stream_cutoff(headers_ns)`
+    may end a stream earlier (budget.Budget: the target's streams are known not to end).
     """
     ex.t_start_ns = time.perf_counter_ns()
     deadline = ex.t_start_ns + int(limits.stream_timeout * 1e9)
@@ -140,7 +142,9 @@ def read_exchange(
         ex.status = response.status_code
         ex.headers = {k.lower(): v for k, v in response.headers.items()}
         if ex.media_type == "text/event-stream":
-            _read_stream(response, ex, limits, deadline, stop_after_events, on_event)
+            cutoff = stream_cutoff(ex.t_headers_ns) if stream_cutoff is not None else None
+            end = deadline if cutoff is None else min(deadline, cutoff)
+            _read_stream(response, ex, limits, end, stop_after_events, on_event)
         else:
             _read_body(response, ex, limits, deadline)
         if dog.fired and not ex.timed_out:  # the shut-down socket read as a clean EOF
@@ -208,6 +212,10 @@ def _read_stream(
 ) -> None:
     rec = ex.stream = StreamRecord()
     total = 0
+    if time.perf_counter_ns() >= deadline:  # cut off before the first read (a spent window)
+        ex.error, ex.timed_out = "stream not read", True
+        rec.close("timeout")
+        return
     for chunk in response.iter_raw():
         now = time.perf_counter_ns()
         total += len(chunk)
@@ -224,7 +232,8 @@ def _read_stream(
             return
         if now > deadline:
             ex.error = (
-                f"stream still open after {limits.stream_timeout:g} s ({len(rec.events)} events)"
+                f"stream still open after {(deadline - ex.t_start_ns) / 1e9:.3g} s "
+                f"({len(rec.events)} events)"
             )
             ex.timed_out = True
             rec.close("timeout")

@@ -77,10 +77,16 @@ class Exchange:
     not_sent: bool = False  # the run's budget (deadline, breaker, agent cap) refused to send it
     limit: str | None = None  # the limit the user chose that kept it unsent (--max-agent-calls)
     agent_claim: bool = False  # it held one of the run's agent calls while in flight
+    abandoned: str | None = None  # why the run cut it short (its streams are known not to end)
     t_start_ns: int = field(default_factory=time.perf_counter_ns)
     t_headers_ns: int | None = None
     t_end_ns: int | None = None
     _json: Any = field(default=_MISSING, repr=False)
+
+    @property
+    def unjudged(self) -> bool:
+        """Not sent, or cut short by the run: it proves nothing about the target (ERROR)."""
+        return self.not_sent or self.abandoned is not None
 
     @property
     def media_type(self) -> str:

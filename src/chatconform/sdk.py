@@ -313,7 +313,11 @@ def _admit(
     """The call as the run's budget sees it: refused (deadline, breaker, agent-call cap: recorded
     as not sent), or admitted holding one agent call (given back or counted by `_settle`)."""
     ex = Exchange("POST", target.url("/chat/completions"), {}, json.dumps(body).encode())
-    why = budget.admit(ex) if budget is not None else None
+    why = None
+    if budget is not None and mode == "stream":
+        why = budget.streams_not_judged()  # the target's streams do not end: the SDK would wait
+    if why is None:
+        why = budget.admit(ex) if budget is not None else None
     if why is None:
         return None, ex
     ex.error, ex.not_sent, ex.t_end_ns = why, True, ex.t_start_ns

@@ -19,7 +19,7 @@ def finding(
     level: Level | None = None,
     clause: str | None = None,
 ) -> Finding:
-    kind = "budget" if ex is not None and ex.not_sent else "target"
+    kind = "budget" if ex is not None and ex.unjudged else "target"
     return Finding(rule, expected, got, level=level, exchange=ex, kind=kind, clause=clause)
 
 
