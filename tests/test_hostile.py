@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 
 from harness import chatconform
+from hostile_run import BOUND_S as DEFAULT_BOUND_S
+from hostile_run import KINDS, run_kind
 from hostile_servers import hostile
 
 LIMITS = ["--timeout", "1", "--stream-timeout", "3", "--run-timeout", "45", "--max-body-mb", "4"]
@@ -94,3 +96,26 @@ def test_load_against_a_hostile_target_ends_on_time(mode: str, tmp_path: Path) -
     good = sum(e["requests"] - e["errors"] - e["incomplete"] for e in summary["endpoints"].values())
     assert bad > 0
     assert good == 0
+
+
+# -- issue 11: DEFAULT bounds, all suites, --strict: every hostile kind ends in under 120 s ---------
+@pytest.mark.parametrize("kind", KINDS)
+def test_default_options_end_every_hostile_kind_in_bounded_time(kind: str, tmp_path: Path) -> None:
+    """No shortened --timeout/--stream-timeout here: what a new user runs. The run ends under the
+    bound with exit 1; every rule it could not judge is ERROR or FAIL with a reason; behind a stream
+    proxy (a correct server whose streams only are hostile) the rest is still judged."""
+    k = run_kind(kind, tmp_path)
+    output = k.run.stdout + k.run.stderr
+    assert k.seconds < DEFAULT_BOUND_S, f"{kind}: {k.seconds:.0f} s\n{output[-2000:]}"
+    assert k.run.code == 1, output[-3000:]
+    assert "Traceback" not in output
+    summary = k.run.summary
+    assert summary["verdict"] == "FAIL"
+    for r in summary["rules"]:
+        if r["verdict"] in ("ERROR", "FAIL"):
+            assert r["reason"], r["id"]
+    if kind.startswith("streams:"):
+        # JSON answers are correct: the session and error rules are still judged and pass
+        verdicts = {r["id"]: r["verdict"] for r in summary["rules"]}
+        assert verdicts["SES-1"] == "PASS", verdicts
+        assert verdicts["ERR-1"] == "PASS", verdicts

@@ -90,7 +90,11 @@ class Budget:
         return max(self.window_end_ns, headers_ns)
 
     def streams_not_judged(self) -> str | None:
-        """Why a test that needs a whole stream outside the client (an SDK) is not run, or None."""
+        """Why a test that talks to the target outside the client (an SDK) is not run, or None:
+        the run's budget refuses requests, or the target's streams are known not to end."""
+        refusal = self.refusal()
+        if refusal is not None:
+            return refusal
         if not self.degraded:
             return None
         return f"not run: the target's streams do not end ({self.health_reason})"

@@ -40,14 +40,8 @@ def _add_config_option(p: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="chatconform",
-        description="Conformance and load-testing harness for the Flowyte Chat API.",
-    )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    run = sub.add_parser("run", help="run the conformance suites against a target")
+def _add_run_options(run: argparse.ArgumentParser) -> None:
+    """The options of `run` (and of `verify`, which runs the same suites)."""
     _add_target_options(run)
     run.add_argument(
         "--strict", "--strict-contract", dest="strict", action="store_true",
@@ -87,6 +81,25 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     run.add_argument("-v", "--verbose", action="store_true", help="pytest's per-test output")
     _add_config_option(run)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="chatconform",
+        description="Conformance and load-testing harness for the Flowyte Chat API.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run the conformance suites against a target")
+    _add_run_options(run)
+
+    verify = sub.add_parser(
+        "verify", help="release verification: conformance + load thresholds, one verdict"
+    )
+    _add_run_options(verify)
+    from chatconform.verify import add_arguments as add_verify_arguments
+
+    add_verify_arguments(verify)
 
     serve = sub.add_parser("serve", help="start the embedded reference server")
     from chatconform.reference.cli import add_arguments
@@ -137,8 +150,12 @@ def main(argv: list[str] | None = None) -> int:
             from chatconform.config_cli import show
 
             return show(parser, args)
-        if args.command == "run":
+        if args.command in ("run", "verify"):
             _configure(parser, args, argv)
+        if args.command == "verify":
+            from chatconform.verify import verify_command
+
+            return verify_command(args)
         if args.command == "serve":
             from chatconform.reference.cli import serve
 

@@ -78,6 +78,21 @@ class Fatal(Exception):
     """Raised by `expect.check(..., fatal=True)`: the findings are recorded, the test cannot go on."""
 
 
+class NotSent(Exception):
+    """Raised before a test starts when the run's budget refuses every request (deadline passed,
+    target stopped answering): its rules are ERROR with the reason, at no cost in time."""
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    state = item.config.stash.get(STATE, None)
+    if state is None or state.budget is None or not _declared(item):
+        return
+    why = state.budget.refusal()
+    if why is not None:
+        raise NotSent(why)
+
+
 @dataclass
 class RunState:
     strict: bool
@@ -643,6 +658,8 @@ def _record(
         and call.excinfo.errisinstance(Fatal)
     ):
         report.outcome = "passed"  # only WARN-graded findings stopped it
+    if call.excinfo is not None and call.excinfo.errisinstance(NotSent):
+        report.longrepr = f"ERROR, not judged: {call.excinfo.value}"  # no traceback for this
     return rec
 
 
@@ -712,6 +729,12 @@ def _error_findings(
     did not answer); an ERROR of every rule the test aimed at when the run did not send the request
     (budget) or when the harness itself broke: those prove nothing about the target."""
     assert call.excinfo is not None
+    if call.excinfo.errisinstance(NotSent):
+        why = f"test not started: {call.excinfo.value}"
+        return [
+            Finding(rid, "the harness to judge this rule", why[:500], kind="budget")
+            for rid in dict.fromkeys(declared)
+        ]
     last = log[-1] if log else None
     if last is not None and last.error and not last.unjudged:
         if any(f.exchange is last or f.rule in declared for f in found if not f.is_note):
