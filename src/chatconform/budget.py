@@ -24,6 +24,7 @@ from chatconform.target import Limits
 STREAM_STRIKES = 1  # streams that did not end in time before later ones are abandoned
 ABANDON_WINDOW_S = 10.0  # one short window that all later long exchanges share
 DEGRADED_EXCHANGE_S = 5.0  # and at most this much each
+UNUSABLE_IN_A_ROW = 10  # answers in a row that were all cut short: the target gives nothing usable
 
 
 class Budget:
@@ -37,6 +38,7 @@ class Budget:
         self.strikes: list[str] = []  # what each stream that did not end did
         self.window_end_ns: int | None = None  # perf_counter_ns: the shared window closes
         self.abandoned = 0
+        self.unusable_in_a_row = 0  # timed out, over the cap or abandoned, since the last usable answer
         self._lock = threading.Lock()
 
     def refusal(self) -> str | None:
@@ -48,6 +50,11 @@ class Budget:
             return (
                 f"not sent: the target stopped answering usably ({n} consecutive exchanges "
                 "timed out or outgrew the byte cap)"
+            )
+        if self.unusable_in_a_row >= UNUSABLE_IN_A_ROW:
+            return (
+                f"not sent: the target's last {self.unusable_in_a_row} answers were all cut short "
+                f"({self.health_reason})"
             )
         return None
 
@@ -109,6 +116,8 @@ class Budget:
         if ex.agent_claim and self.agent_calls is not None:
             self.agent_calls.settle(ex)
         with self._lock:
+            usable = ex.status is not None and not (ex.timed_out or ex.over_cap or ex.abandoned)
+            self.unusable_in_a_row = 0 if usable else self.unusable_in_a_row + 1
             if ex.abandoned is not None:
                 # cut short by us: the breaker counts it only when not even the headers came
                 self.abandoned += 1
