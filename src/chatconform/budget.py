@@ -38,7 +38,9 @@ class Budget:
         self.strikes: list[str] = []  # what each stream that did not end did
         self.window_end_ns: int | None = None  # perf_counter_ns: the shared window closes
         self.abandoned = 0
-        self.unusable_in_a_row = 0  # timed out, over the cap or abandoned, since the last usable answer
+        self.unusable_in_a_row = (
+            0  # timed out, over the cap or abandoned, since the last usable answer
+        )
         self._lock = threading.Lock()
 
     def refusal(self) -> str | None:
