@@ -87,9 +87,16 @@ def test_later_streams_are_abandoned_fast_and_their_findings_are_errors(
         assert finding("SSE-5", "a terminal frame", first.describe(), first).kind == "target"
         time.sleep(0.6)  # the shared window is spent
         started = time.monotonic()
-        later = [c.post_message("s", "hi", stream=True) for _ in range(3)]
+        # not asking for a stream, but answered with one: cut at its headers
+        later = [c.post_message("s", "hi") for _ in range(3)]
         took = time.monotonic() - started
     assert took < 3.0, took  # not 3 x 2 s
+    with hostile(mode) as server, Client(Target(server.base_url, limits=limits), budget=b) as c:
+        refused = c.completion({"model": "m", "messages": [], "stream": True})
+        plain = c.completion({"model": "m", "messages": []})
+    assert refused.not_sent  # asks for a stream once the window is spent: not sent at all
+    assert "stream tests abandoned: 1 earlier stream did not end" in (refused.error or "")
+    assert not plain.not_sent  # a plain request is still sent (and judged)
     for ex in later:
         assert ex.abandoned is not None
         assert "1 earlier stream did not end" in ex.abandoned

@@ -98,6 +98,12 @@ class Budget:
             return None
         return max(self.window_end_ns, headers_ns)
 
+    def stream_refusal(self) -> str | None:
+        """Why a request that asks for a stream is not sent: the shared window is spent."""
+        if self.window_end_ns is None or time.perf_counter_ns() < self.window_end_ns:
+            return None
+        return f"not sent: stream tests abandoned: {self.health_reason}"
+
     def streams_not_judged(self) -> str | None:
         """Why a test that talks to the target outside the client (an SDK) is not run, or None:
         the run's budget refuses requests, or the target's streams are known not to end."""
