@@ -69,3 +69,5 @@ def test_verify_writes_one_verdict_and_verification_json(tmp_path: Path) -> None
     html = (tmp_path / "summary.html").read_text()
     assert 'id="load"' in html
     assert 'id="expectations"' in html
+    assert '<div id="verification" data-verdict="PASS">' in html
+    assert (tmp_path / "summary.md").read_text().startswith("## chatconform verify:")

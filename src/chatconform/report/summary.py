@@ -531,6 +531,30 @@ def _append_step_summary(report_dir: Path, sections: dict[str, str]) -> None:
     marker.write_text("\n".join(sorted(sent | set(new))) + "\n", encoding="utf-8")
 
 
+def _verification(report_dir: Path) -> dict[str, Any] | None:
+    path = report_dir / "verification.json"
+    if not path.exists():
+        return None
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return data if isinstance(data, dict) and "verdict" in data else None
+
+
+def _verification_line(v: dict[str, Any]) -> str:
+    conf = v.get("conformance") or {}
+    load = v.get("load") or {}
+    parts = [f"conformance {conf.get('verdict')}"]
+    parts.append(f"load ({load.get('profile')}) {load.get('verdict')}" if load else "no load test")
+    exp = conf.get("expectations")
+    if exp:
+        parts.append(", ".join(f"{n} {k}" for k, n in exp.items() if n))
+    return (
+        f"Verification {v.get('verdict')}: "
+        + "; ".join(p for p in parts if p)
+        + f" · chatconform {v.get('chatconform')} · seed {v.get('seed')} · {v.get('started')} to "
+        f"{v.get('ended')} · verification.json"
+    )
+
+
 def write_run_reports(report_dir: Path) -> list[Path]:
     """Write summary.html and summary.md for the run(s) in `report_dir`; return their paths."""
     report_dir = Path(report_dir)
@@ -547,10 +571,24 @@ def write_run_reports(report_dir: Path) -> list[Path]:
     if isinstance(target, dict):
         target = target.get("baseUrl", "")
     verdict = (summary or {}).get("verdict") or (load.verdict if load else "")
+    verification = _verification(report_dir)
+    if verification is not None:
+        verdict = verification["verdict"]  # `chatconform verify`: the one verdict of both parts
     title = f"chatconform {verdict}: {target}" if target else f"chatconform {verdict}"
     links = allure_links(report_dir, (summary or {}).get("rules") or [])
-    html_text = scrub(render_html(summary, load, title, links))
+    html_text = render_html(summary, load, title, links)
     md_text, sections = render_md(summary, load)
+    if verification is not None:
+        line = _verification_line(verification)
+        html_text = html_text.replace(
+            "</h1>", f'</h1><div id="verification" data-verdict="{e(verdict)}">'
+            f"{badge(verdict)} {e(line)}</div>", 1,
+        )  # fmt: skip
+        md_text = (
+            f"## chatconform verify: {ICON.get(verdict, '')} {verdict}\n\n{line}\n\n" + md_text
+        )
+        sections = {"verification": f"## chatconform verify: {verdict}\n\n{line}\n", **sections}
+    html_text = scrub(html_text)
     md_text = scrub(md_text)
     html_path = report_dir / HTML_FILE
     md_path = report_dir / MD_FILE
