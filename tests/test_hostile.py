@@ -20,7 +20,12 @@ from hostile_run import BOUND_S as DEFAULT_BOUND_S
 from hostile_run import KINDS, run_kind
 from hostile_servers import hostile
 
-LIMITS = ["--timeout", "1", "--stream-timeout", "3", "--run-timeout", "45", "--max-body-mb", "4"]
+# --strict: once the first stream has not ended, later exchanges are abandoned (ERROR), so the FAIL
+# comes from what the first exchanges broke, which may be a contract decision (C)
+LIMITS = [
+    "--strict", "--timeout", "1", "--stream-timeout", "3", "--run-timeout", "45",
+    "--max-body-mb", "4",
+]  # fmt: skip
 BOUND_S = 45 + 3 + 30  # run budget + one exchange + start-up and reporting slack
 
 # mode -> a phrase that some finding must carry
