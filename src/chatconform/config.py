@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from chatconform.errors import UsageError
+from chatconform.load.thresholds import GATES
 from chatconform.target import TARGET_FIELDS
 
 CONFIG_FILE = "chatconform.toml"
@@ -61,10 +62,8 @@ PROFILE: Spec = {
     "rate": ((int, float), None),
     "arrival": (str, None),
     "turns": (int, None),
-    "max_ttft_p95_ms": ((int, float), None),
-    "max_itl_p99_ms": ((int, float), None),
-    "max_e2e_p95_ms": ((int, float), None),
-    "max_error_rate": ((int, float), None),
+    "slo": (str, None),
+    **{gate: ((int, float), None) for gate in GATES},  # thresholds: max_ttft_p95_ms, ...
 }
 TABLES: dict[str, Spec] = {"target": TARGET, "run": RUN, "bounds": BOUNDS, "verify": VERIFY}
 PATHS = ("target_file", "expectations", "report_dir")  # relative to the config file's directory

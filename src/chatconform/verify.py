@@ -23,7 +23,7 @@ from chatconform.errors import EXIT_ERROR, EXIT_FAIL, EXIT_OK, UsageError
 from chatconform.paths import resource
 
 VERIFICATION_FILE = "verification.json"
-DEFAULT_PROFILE = "smoke"
+DEFAULT_PROFILE = "verify"  # loadtests/profiles/verify.conf: every stream judged, no violation
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
