@@ -47,7 +47,7 @@ def chatconform(
     cmd = [sys.executable, "-m", "chatconform.cli", *args]
     if "--report-dir" not in args and args and args[0] == "run":
         cmd += ["--report-dir", str(report_dir)]
-    if args and args[0] == "run" and "--concurrency" not in args:
+    if args and args[0] in ("run", "verify") and "--concurrency" not in args:
         # the self-tests already keep both cores busy (pytest -n 2): a run of their own in 4 xdist
         # workers only adds start-up CPU against a fast reference. The default (4) is exercised
         # by the README walk-through and tests/test_agent_budget.py.
