@@ -61,10 +61,10 @@ def test_problem_details(api: Client, expect: Expect) -> None:
         api.completion({"model": unknown_id(), "messages": [{"role": "user", "content": "x"}]}),
     ]
     for ex in provoked:
-        if ex.status is None or ex.status < 400:
-            expect.check([finding("ERR-1", "an error status to check", ex.describe(), ex)])
-        else:
+        if ex.status is not None and ex.status >= 400:
             expect.check(judged(problem(ex), "ERR-1"))
+        # an answer that is no error has no problem to check: whether it had to be an error is
+        # the business of the rule that asks for one (SES-7, AUTH-1, SES-3, ERR-2, OAI-2)
 
 
 @pytest.mark.rule("ENV-1")
