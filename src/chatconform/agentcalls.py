@@ -31,6 +31,24 @@ from chatconform.record import Exchange
 #: against the reference makes 31 through the scenario suites (which run first and judge every rule)
 #: and the fuzz suite spends what is left; `--max-agent-calls` raises or lowers it.
 DEFAULT_MAX_AGENT_CALLS = 60
+
+
+def parse_cap(value: str | int | None) -> int | None:
+    """The --max-agent-calls value: a count >= 0, None for 'none' (no cap), the default when not
+    given. A bad value is a ValueError whose message the command line shows as is."""
+    if value is None:
+        return DEFAULT_MAX_AGENT_CALLS
+    if isinstance(value, str) and value.strip().lower() in ("none", "unlimited"):
+        return None
+    try:
+        n = int(value)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise ValueError(f"--max-agent-calls must be a count >= 0 or 'none', not {value!r}")
+    return n
+
+
 OTHER = "other"  # requests made outside any suite test
 FIRST, LATE = "firstDone", "lateDone"  # tests finished, of the scenario suites and of late ones
 _MESSAGES = re.compile(r"/chat/sessions/[^/]+/messages$")

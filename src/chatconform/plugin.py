@@ -36,6 +36,7 @@ from chatconform.agentcalls import (
     OTHER,
     AgentCalls,
     bill_line,
+    parse_cap,
 )
 from chatconform.budget import Budget
 from chatconform.checks.errors import every_response
@@ -270,18 +271,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def agent_call_cap(value: str | int | None) -> int | None:
-    """The --max-agent-calls value: a count >= 0, or None for 'none' (no cap)."""
-    if value is None:
-        return DEFAULT_MAX_AGENT_CALLS
-    if isinstance(value, str) and value.strip().lower() in ("none", "unlimited"):
-        return None
+    """The --max-agent-calls value (agentcalls.parse_cap), a bad one a pytest usage error."""
     try:
-        n = int(value)
-    except ValueError:
-        n = -1
-    if n < 0:
-        raise pytest.UsageError(f"--max-agent-calls must be a count >= 0 or 'none', not {value!r}")
-    return n
+        return parse_cap(value)
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 def pytest_configure(config: pytest.Config) -> None:

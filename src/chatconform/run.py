@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from chatconform.agentcalls import DEFAULT_MAX_AGENT_CALLS
+from chatconform.agentcalls import parse_cap
 from chatconform.cli import DEFAULT_CONCURRENCY, SUITES
 from chatconform.errors import EXIT_ERROR, EXIT_FAIL, EXIT_OK, UsageError
 from chatconform.paths import shown, user_path, user_paths
@@ -153,17 +153,11 @@ def run_command(args: argparse.Namespace) -> int:
 
 
 def _agent_cap(value: str | None) -> int | None:
-    if value is None:
-        return DEFAULT_MAX_AGENT_CALLS
-    if value.strip().lower() in ("none", "unlimited"):
-        return None
+    """The --max-agent-calls value (agentcalls.parse_cap), a bad one a usage error."""
     try:
-        n = int(value)
-    except ValueError:
-        n = -1
-    if n < 0:
-        raise UsageError(f"--max-agent-calls must be a count >= 0 or 'none', not {value!r}")
-    return n
+        return parse_cap(value)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def run_suites(
