@@ -68,7 +68,7 @@ async function teeFetch(url, init = {}) {
   // The network request is bounded by our deadline, not the SDK's signal: when the SDK gives up
   // (an error it raised, a break), only its branch is cancelled and the copy reads on to the end.
   let copying = Promise.resolve();
-  const real = fetch(url, { ...init, signal: deadline }).then(
+  const real = fetch(url, { ...init, signal: deadline, redirect: "manual" }).then(
     (response) => {
       cap.status = response.status;
       cap.headers = [...response.headers];

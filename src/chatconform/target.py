@@ -188,8 +188,10 @@ def target_options(target: Target) -> list[str]:
     args: list[str] = []
     for attr in TARGET_FIELDS:
         value = getattr(target, attr)
-        if value is True:
-            args.append(option_name(attr))
+        if attr in FLAGS:  # a flag may arrive as text from the environment or a config file
+            on = value is True or (isinstance(value, str) and flag_value(value, option_name(attr)))
+            if on:
+                args.append(option_name(attr))
         elif value and isinstance(value, str):
             args += [option_name(attr), value]
     return args
