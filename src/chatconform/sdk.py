@@ -21,7 +21,7 @@ import shutil
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -231,16 +231,22 @@ def _tee_transport(limits: Limits, captures: list[Capture]) -> Any:
 def run_python(target: Target, body: dict[str, Any], budget: Budget | None = None) -> list[SdkCall]:
     """A plain and a streamed completion through the Python SDK, each bounded as a whole (the SDK
     bounds each read only) and each with the copy of its response."""
-    return [_bounded_python(target, body, mode, budget) for mode in MODES]
+    return [_bounded(target, body, mode, budget, "python", _python_send) for mode in MODES]
 
 
-def _bounded_python(
-    target: Target, body: dict[str, Any], mode: Mode, budget: Budget | None
+def _bounded(
+    target: Target,
+    body: dict[str, Any],
+    mode: Mode,
+    budget: Budget | None,
+    language: str,
+    send: Callable[[Target, dict[str, Any], Mode], SdkCall],
 ) -> SdkCall:
-    refused, held = _admit(target, body, budget, "python", mode)
+    """One SDK call inside the run's bounds: admitted (or refused) by the budget, sent, settled."""
+    refused, held = _admit(target, body, budget, language, mode)
     if refused is not None:
         return refused
-    call = _python_send(target, body, mode)
+    call = send(target, body, mode)
     _settle(budget, held, call.exchange)
     return call
 
@@ -360,16 +366,7 @@ def node_unavailable() -> str | None:
 
 def run_node(target: Target, body: dict[str, Any], budget: Budget | None = None) -> list[SdkCall]:
     """A plain and a streamed completion through the Node SDK, one child process each."""
-    return [_node_call(target, body, mode, budget) for mode in MODES]
-
-
-def _node_call(target: Target, body: dict[str, Any], mode: Mode, budget: Budget | None) -> SdkCall:
-    refused, held = _admit(target, body, budget, "node", mode)
-    if refused is not None:
-        return refused
-    call = _node_send(target, body, mode)
-    _settle(budget, held, call.exchange)
-    return call
+    return [_bounded(target, body, mode, budget, "node", _node_send) for mode in MODES]
 
 
 def _node_send(target: Target, body: dict[str, Any], mode: Mode) -> SdkCall:
