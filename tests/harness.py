@@ -6,6 +6,8 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,6 +25,7 @@ class CliRun:
     stdout: str
     stderr: str
     report_dir: Path
+    peak_rss_mib: float = 0.0  # the child's own peak (with its waited-for children), from wait4
 
     @property
     def summary(self) -> dict[str, Any]:
@@ -54,11 +57,26 @@ def chatconform(
         cmd += ["--concurrency", "1"]
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWYTE_")}
     full_env.update(env or {})
-    done = subprocess.run(
-        cmd, capture_output=True, text=True, timeout=timeout, env=full_env,
-        stdin=subprocess.DEVNULL, cwd=cwd,
-    )  # fmt: skip
-    return CliRun(done.returncode, done.stdout, done.stderr, report_dir)
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        child = subprocess.Popen(
+            cmd, stdout=out, stderr=err, env=full_env, stdin=subprocess.DEVNULL, cwd=cwd,
+        )  # fmt: skip
+        # wait4, not wait: its rusage is this child's own, where RUSAGE_CHILDREN would be the
+        # largest of every child this pytest worker ever had (a browser, a load run ...)
+        killer = threading.Timer(timeout, child.kill)
+        killer.start()
+        try:
+            _, status, usage = os.wait4(child.pid, 0)
+        finally:
+            killer.cancel()
+        child.returncode = os.waitstatus_to_exitcode(status)
+        if killer.finished.is_set() and child.returncode < 0:
+            raise subprocess.TimeoutExpired(cmd, timeout)
+        out.seek(0)
+        err.seek(0)
+        stdout = out.read().decode("utf-8", errors="replace")
+        stderr = err.read().decode("utf-8", errors="replace")
+    return CliRun(child.returncode, stdout, stderr, report_dir, usage.ru_maxrss / 1024)
 
 
 @contextmanager
