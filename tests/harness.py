@@ -8,11 +8,12 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from chatconform.embedded import EmbeddedServer
 
@@ -26,6 +27,7 @@ class CliRun:
     stderr: str
     report_dir: Path
     peak_rss_mib: float = 0.0  # the child's own peak (with its waited-for children), from wait4
+    cpu_s: float = 0.0  # its CPU time, user + system, children included
 
     @property
     def summary(self) -> dict[str, Any]:
@@ -76,7 +78,8 @@ def chatconform(
         err.seek(0)
         stdout = out.read().decode("utf-8", errors="replace")
         stderr = err.read().decode("utf-8", errors="replace")
-    return CliRun(child.returncode, stdout, stderr, report_dir, usage.ru_maxrss / 1024)
+    cpu_s = usage.ru_utime + usage.ru_stime
+    return CliRun(child.returncode, stdout, stderr, report_dir, usage.ru_maxrss / 1024, cpu_s)
 
 
 @contextmanager
@@ -88,3 +91,18 @@ def reference(*args: str) -> Iterator[EmbeddedServer]:
         yield server
     finally:
         server.stop()
+
+
+K = TypeVar("K")
+R = TypeVar("R")
+
+
+def concurrently(job: Callable[[K, Path], R], keys: Iterable[K], tmp_path: Path) -> dict[K, R]:
+    """`job(key, tmp_path)` for every key, `width` at a time (threads; the work is in child
+    processes that mostly wait on timeouts, and each still needs some CPU of its own on a 2-core
+    machine that the other pytest worker shares), results in the keys' order. The first exception of
+    a job is raised after all have ended, so no child outlives the test."""
+    keys = list(keys)
+    with ThreadPoolExecutor(max_workers=max(1, min(width, len(keys)))) as pool:
+        futures = {k: pool.submit(job, k, tmp_path) for k in keys}
+    return {k: f.result() for k, f in futures.items()}

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import chatconform
+from harness import CliRun, chatconform, concurrently
 from hostile_run import BOUND_S as DEFAULT_BOUND_S
 from hostile_run import KINDS, run_kind
 from hostile_servers import hostile
@@ -49,25 +49,33 @@ def run_against(base_url: str, tmp_path: Path, key: str) -> tuple[object, float]
     return run, time.monotonic() - started
 
 
-@pytest.mark.parametrize("mode", sorted(REASONS))
-def test_hostile_target_is_survived(mode: str, tmp_path: Path) -> None:
+def survive(mode: str, tmp_path: Path) -> tuple[object, float, str, list[bytes]]:
+    """One run against `mode`, whose redirects point at a recorder on another loopback host."""
     key = "flowyte_sk_test_CANARY" + mode.replace("-", "")
     with hostile("recorder", host="127.0.0.2") as elsewhere:
         with hostile(mode, redirect_to=elsewhere.base_url + "/chat/sessions") as server:
-            run, elapsed = run_against(server.base_url, tmp_path, key)
-        assert elsewhere.requests == []  # nothing, let alone the key, went to the other host
-    output = run.stdout + run.stderr
-    assert run.code == 1, output[-3000:]
-    assert "Traceback" not in output
-    assert elapsed < BOUND_S
-    summary = run.summary
-    assert summary["verdict"] == "FAIL"
-    texts = [f["got"] for r in summary["rules"] for f in r["findings"]]
-    assert any(REASONS[mode] in t for t in texts), texts[:10]
-    for path in tmp_path.rglob("*"):
-        if path.is_file():
-            assert key not in path.read_text(errors="replace"), path
-    assert key not in output
+            run, elapsed = run_against(server.base_url, tmp_path / mode, key)
+        return run, elapsed, key, list(elsewhere.requests)
+
+
+def test_hostile_target_is_survived(tmp_path: Path, subtests: pytest.Subtests) -> None:
+    """Every mode at once: the runs mostly wait on their bounds, so they share the wall time."""
+    runs = concurrently(survive, sorted(REASONS), tmp_path)
+    for mode, (run, elapsed, key, elsewhere) in runs.items():
+        with subtests.test(mode=mode):
+            assert elsewhere == []  # nothing, let alone the key, went to the other host
+            output = run.stdout + run.stderr
+            assert run.code == 1, output[-3000:]
+            assert "Traceback" not in output
+            assert elapsed < BOUND_S
+            summary = run.summary
+            assert summary["verdict"] == "FAIL"
+            texts = [f["got"] for r in summary["rules"] for f in r["findings"]]
+            assert any(REASONS[mode] in t for t in texts), texts[:10]
+            for path in (tmp_path / mode).rglob("*"):
+                if path.is_file():
+                    assert key not in path.read_text(errors="replace"), path
+            assert key not in output
 
 
 def test_memory_stays_bounded_on_a_200mb_line(tmp_path: Path) -> None:
@@ -79,48 +87,62 @@ def test_memory_stays_bounded_on_a_200mb_line(tmp_path: Path) -> None:
     )
 
 
-@pytest.mark.parametrize("mode", ["silent", "stall", "endless", "drip", "huge"])
-def test_load_against_a_hostile_target_ends_on_time(mode: str, tmp_path: Path) -> None:
-    """`chatconform load` counts what the target does as errors or incomplete, and stops."""
+def load_against(mode: str, tmp_path: Path) -> tuple[CliRun, float]:
+    out = tmp_path / mode
     started = time.monotonic()
     with hostile(mode) as server:
         run = chatconform(
             "load", "--base-url", server.base_url, "--agent-id", "agent-x", "--profile", "smoke",
             "--run-time", "4s", "--timeout", "1", "--stream-timeout", "3",
-            "--report-dir", str(tmp_path), report_dir=tmp_path,
+            "--report-dir", str(out), report_dir=out,
             env={"FLOWYTE_API_KEY": "flowyte_sk_test_loadcanary"}, timeout=120,
         )  # fmt: skip
-    elapsed = time.monotonic() - started
-    output = run.stdout + run.stderr
-    assert run.code == 1, output[-3000:]
-    assert "Traceback" not in output
-    assert elapsed < 60
-    summary = json.loads((tmp_path / "load-summary.json").read_text())
-    assert summary["verdict"] in ("FAIL", "INVALID")
-    bad = sum(e["errors"] + e["incomplete"] for e in summary["endpoints"].values())
-    good = sum(e["requests"] - e["errors"] - e["incomplete"] for e in summary["endpoints"].values())
-    assert bad > 0
-    assert good == 0
+    return run, time.monotonic() - started
+
+
+def test_load_against_a_hostile_target_ends_on_time(
+    tmp_path: Path, subtests: pytest.Subtests
+) -> None:
+    """`chatconform load` counts what the target does as errors or incomplete, and stops."""
+    runs = concurrently(load_against, ["silent", "stall", "endless", "drip", "huge"], tmp_path)
+    for mode, (run, elapsed) in runs.items():
+        with subtests.test(mode=mode):
+            output = run.stdout + run.stderr
+            assert run.code == 1, output[-3000:]
+            assert "Traceback" not in output
+            assert elapsed < 60
+            summary = json.loads((tmp_path / mode / "load-summary.json").read_text())
+            assert summary["verdict"] in ("FAIL", "INVALID")
+            endpoints = summary["endpoints"].values()
+            bad = sum(e["errors"] + e["incomplete"] for e in endpoints)
+            good = sum(e["requests"] - e["errors"] - e["incomplete"] for e in endpoints)
+            assert bad > 0
+            assert good == 0
 
 
 # -- issue 11: DEFAULT bounds, all suites, --strict: every hostile kind ends in under 120 s ---------
-@pytest.mark.parametrize("kind", KINDS)
-def test_default_options_end_every_hostile_kind_in_bounded_time(kind: str, tmp_path: Path) -> None:
-    """No shortened --timeout/--stream-timeout here: what a new user runs. The run ends under the
+def test_default_options_end_every_hostile_kind_in_bounded_time(
+    tmp_path: Path, subtests: pytest.Subtests
+) -> None:
+    """No shortened --timeout/--stream-timeout here: what a new user runs. Each run ends under the
     bound with exit 1; every rule it could not judge is ERROR or FAIL with a reason; behind a stream
-    proxy (a correct server whose streams only are hostile) the rest is still judged."""
-    k = run_kind(kind, tmp_path)
-    output = k.run.stdout + k.run.stderr
-    assert k.seconds < DEFAULT_BOUND_S, f"{kind}: {k.seconds:.0f} s\n{output[-2000:]}"
-    assert k.run.code == 1, output[-3000:]
-    assert "Traceback" not in output
-    summary = k.run.summary
-    assert summary["verdict"] == "FAIL"
-    for r in summary["rules"]:
-        if r["verdict"] in ("ERROR", "FAIL"):
-            assert r["reason"], r["id"]
-    if kind.startswith("streams:"):
-        # JSON answers are correct: the session and error rules are still judged and pass
-        verdicts = {r["id"]: r["verdict"] for r in summary["rules"]}
-        assert verdicts["SES-1"] == "PASS", verdicts
-        assert verdicts["ERR-1"] == "PASS", verdicts
+    proxy (a correct server whose streams only are hostile) the rest is still judged. The kinds run
+    at the same time: each mostly waits on its bounds (benchmarks/bench_hostile.py times them one
+    by one)."""
+    runs = concurrently(lambda kind, d: run_kind(kind, d / kind.replace(":", "-")), KINDS, tmp_path)
+    for kind, k in runs.items():
+        with subtests.test(kind=kind):
+            output = k.run.stdout + k.run.stderr
+            assert k.seconds < DEFAULT_BOUND_S, f"{kind}: {k.seconds:.0f} s\n{output[-2000:]}"
+            assert k.run.code == 1, output[-3000:]
+            assert "Traceback" not in output
+            summary = k.run.summary
+            assert summary["verdict"] == "FAIL"
+            for r in summary["rules"]:
+                if r["verdict"] in ("ERROR", "FAIL"):
+                    assert r["reason"], r["id"]
+            if kind.startswith("streams:"):
+                # JSON answers are correct: the session and error rules are still judged and pass
+                verdicts = {r["id"]: r["verdict"] for r in summary["rules"]}
+                assert verdicts["SES-1"] == "PASS", verdicts
+                assert verdicts["ERR-1"] == "PASS", verdicts

@@ -17,6 +17,7 @@ from chatconform.budget import Budget
 from chatconform.reader import read_exchange
 from chatconform.record import Exchange
 from chatconform.target import Target
+from chatconform.tls import verifying_context
 
 
 class _Default:
@@ -39,6 +40,7 @@ class Client:
         self.log: list[Exchange] = log if log is not None else []
         lim = target.limits
         self._http = httpx.Client(
+            verify=verifying_context(),  # one CA bundle load per process, not per client
             timeout=httpx.Timeout(lim.timeout),
             follow_redirects=False,  # a redirect must never carry the key to another host
             # a fresh connection per exchange lets the watchdog bound it as a whole (see reader.py)

@@ -29,6 +29,7 @@ from typing import Any, Literal
 from chatconform.budget import Budget
 from chatconform.record import Exchange, StreamRecord
 from chatconform.target import Limits, Target
+from chatconform.tls import verifying_context
 
 NODE_SDK_SPEC = "openai@7"
 NODE_DIR = Path(
@@ -197,7 +198,7 @@ def _tee_transport(limits: Limits, captures: list[Capture]) -> Any:
 
     class TeeTransport(httpx2.BaseTransport):
         def __init__(self) -> None:
-            self._inner = httpx2.HTTPTransport()
+            self._inner = httpx2.HTTPTransport(verify=verifying_context())
 
         def handle_request(self, request: httpx2.Request) -> httpx2.Response:
             cap = Capture(request.method, str(request.url), dict(request.headers), request.read())

