@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Any
 
 # worst first, as chatconform.verdicts.ORDER: FAIL, ERROR (the run could not judge), XPASS (an
-# expected failure that passes: remove its entry), WARN, XFAIL (an expected failure), SKIP, PASS
+# expected failure that passes: remove its entry), FLAKY (a failure that did not recur on re-run),
+# WARN, XFAIL (an expected failure), SKIP, PASS
 VERDICT_ORDER: dict[str, int] = {
-    "FAIL": 0, "ERROR": 1, "XPASS": 2, "WARN": 3, "XFAIL": 4, "SKIP": 5, "PASS": 6,
+    "FAIL": 0, "ERROR": 1, "XPASS": 2, "FLAKY": 3, "WARN": 4, "XFAIL": 5, "SKIP": 6, "PASS": 7,
 }  # fmt: skip
 # the order reports count verdicts in (every verdict of chatconform.verdicts.VERDICTS)
 COUNT_ORDER: tuple[str, ...] = ("FAIL", "ERROR", "WARN", "SKIP", "PASS")
