@@ -33,6 +33,7 @@ import json
 import os
 import platform
 import uuid
+from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
@@ -225,10 +226,13 @@ class AllureAugmenter:
         self.allure_hooks = _AllureHooks(self)
 
     # -- pytest hooks ---------------------------------------------------------------------------
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    @pytest.hookimpl(wrapper=True)  # around whichever protocol runs it (chatconform.confirm's)
+    def pytest_runtest_protocol(
+        self, item: pytest.Item, nextitem: pytest.Item | None
+    ) -> Generator[None, object, object]:
         self.current = item
         self.reports = []
+        return (yield)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if self.current is not None and report.nodeid == self.current.nodeid:
