@@ -86,6 +86,7 @@ def strict_run_against(server_args: tuple[str, ...], tmp_path: Path) -> CliRun:
     with reference(*server_args) as server:
         return chatconform(
             "run", "--strict", "--target-file", str(server.credentials), *SCENARIOS,
+            "--confirm", "0",  # a fault fails on every attempt: re-runs would only cost CPU here
             report_dir=tmp_path,
         )  # fmt: skip
 

@@ -5,7 +5,8 @@ or as `--flaky=fail|warn` says); one that recurs on every re-run stays FAIL, wit
 Both observations stay in the evidence: the failing attempt's findings (marked with the attempt that
 passed), or the note of the re-runs. What is never re-run: an ERROR (a harness exception, a request the
 run's budget did not send), a test the agent-call cap cut short, an expected failure (--expectations),
-a failure in a fixture, and any test when the run's budget or the target's health says no more: the
+a failure in a fixture, a test of the fuzz suite (its seed replays it; a re-run would spend its
+whole case budget again), and any test when the run's budget or the target's health says no more: the
 deadline passed, the breaker counts failed exchanges, streams are abandoned, an exchange of the test
 timed out or outgrew the byte cap, or the agent calls left are fewer than the test spent.
 
@@ -103,10 +104,20 @@ class Confirmer:
     def pytest_runtest_protocol(
         self, item: pytest.Item, nextitem: pytest.Item | None
     ) -> bool | None:
-        from chatconform.plugin import ATTEMPT, EXPECT, LOG, REFUSED, _declared
+        from chatconform.plugin import (
+            ATTEMPT,
+            EXPECT,
+            LAST_FAMILIES,
+            LOG,
+            REFUSED,
+            _declared,
+            _family,
+        )
 
-        if not _declared(item):
-            return None  # not a suite test: pytest's own protocol
+        if not _declared(item) or _family(item) in LAST_FAMILIES:
+            # not a suite test; or the fuzz suite's, which its seed replays exactly (a re-run
+            # would spend its whole case budget again): pytest's own protocol
+            return None
         ihook = item.ihook
         ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
         ledger = self.state.agent_calls
