@@ -20,20 +20,22 @@ def gaps_ms(events: Sequence[Event]) -> list[float]:
     return [(b.t_ns - a.t_ns) / 1e6 for a, b in itertools.pairwise(events)]
 
 
-def flush_timing(deltas: Sequence[Event]) -> str:
-    """'8 deltas over 12.4 ms in 8 reads; gaps between deltas (ms): 1.5, 1.7, ...'"""
-    if not deltas:
-        return "no delta arrived"
-    spread = (deltas[-1].t_ns - deltas[0].t_ns) / 1e6
-    reads = len({e.read_index for e in deltas})
+def gaps_text(deltas: Sequence[Event]) -> str:
+    """'gaps between deltas (ms): 1.50, 1.70, ...'"""
     gaps = gaps_ms(deltas)
     shown = ", ".join(f"{g:.2f}" for g in gaps[:MAX_GAPS_SHOWN])
     if len(gaps) > MAX_GAPS_SHOWN:
         shown += f", … ({len(gaps) - MAX_GAPS_SHOWN} more; largest {max(gaps):.2f})"
-    return (
-        f"{len(deltas)} deltas over {spread:.2f} ms in {reads} read(s); "
-        f"gaps between deltas (ms): {shown or 'none'}"
-    )
+    return f"gaps between deltas (ms): {shown or 'none'}"
+
+
+def flush_timing(deltas: Sequence[Event]) -> str:
+    """'8 deltas over 12.40 ms in 8 read(s); gaps between deltas (ms): 1.50, 1.70, ...'"""
+    if not deltas:
+        return "no delta arrived"
+    spread = (deltas[-1].t_ns - deltas[0].t_ns) / 1e6
+    reads = len({e.read_index for e in deltas})
+    return f"{len(deltas)} deltas over {spread:.2f} ms in {reads} read(s); {gaps_text(deltas)}"
 
 
 def _span_ms(ex: Exchange, origin: int) -> tuple[float, float]:
