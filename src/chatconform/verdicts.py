@@ -8,6 +8,8 @@ that evidence (CONTRACT.md, "Evidence"):
 - ERROR: the harness could not judge (its own exception, a request the run's budget refused to send);
 - PASS: at least one clause examined clean and none failed;
 - SKIP: nothing examined it, with the reason (a limit the user chose, a setting not given, ...).
+- FLAKY: a failure of the target's that did not recur when its test was re-run (`--confirm N`,
+  chatconform.confirm); it fails the run only under --strict, or as `--flaky=fail|warn` says.
 
 Findings of level I are notes: they are reported beside the verdict and never change it.
 """
