@@ -269,8 +269,12 @@ def _plugin_run(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess
     return proc, (summary, runs)
 
 
-def test_plugin_reruns_a_failing_test_and_names_the_flaky_one(tmp_path: Path) -> None:
-    proc, (summary, runs) = _plugin_run(tmp_path, "--confirm", "2")
+@pytest.mark.parametrize("workers", [0, 2])
+def test_plugin_reruns_a_failing_test_and_names_the_flaky_one(tmp_path: Path, workers: int) -> None:
+    """In one process, and under pytest-xdist (the records of all attempts reach the controller
+    in one report; the earlier attempts travel as "rerun" reports)."""
+    xdist = ("-p", "xdist", "-n", str(workers)) if workers else ()
+    proc, (summary, runs) = _plugin_run(tmp_path, "--confirm", "2", *xdist)
     out = proc.stdout + proc.stderr
     assert proc.returncode == pytest.ExitCode.TESTS_FAILED, out  # SSE-1 recurred: FAIL
     # re-run until it passed (once), every time (twice more), never (ERROR, PASS)
