@@ -12,6 +12,7 @@ from chatconform.checks.common import data_of, expect_problem_code, expect_statu
 from chatconform.checks.errors import validation_error
 from chatconform.checks.history import ordered_once, page, same_transcript, turn, well_formed
 from chatconform.checks.streaming import frames, is_stream, pending_terminal
+from chatconform.checks.timing import drop_timing, overlap_timing, timing_note
 from chatconform.client import Client
 from chatconform.plugin import Expect, need
 from chatconform.record import Exchange
@@ -176,20 +177,38 @@ def test_concurrent_posts(api: Client, expect: Expect, session: dict[str, Any]) 
         t.join(timeout=api.target.limits.stream_timeout + 5)
     statuses = sorted(r.status or 0 for r in results)
     busy = [r for r in results if r.status == 409]
+    # which post ran when (from the first one's start), and by how much they overlapped
+    timing = overlap_timing(
+        [("streamed post" if r.stream is not None else "plain post", r) for r in results]
+    )
+    posts = Outcome()
     if statuses not in ([200, 200], [200, 409]):
         got = f"statuses {statuses}"
-        expect.check([finding("MSG-6", "both 200, or one 409 session_busy", got, results[-1])])
+        posts.add(finding("MSG-6", "both 200, or one 409 session_busy", got, results[-1]))
     for r in busy:
-        expect.check(expect_problem_code(r, "MSG-6", 409, "session_busy"))
+        posts += expect_problem_code(r, "MSG-6", 409, "session_busy")
+    clean = expect.check(_timed(posts, "MSG-6", timing, note=False))  # before a fatal page
     history, last = read_history(api, expect, sid)
     if not in_order(history, last, expect):
         not_judged_order(expect, "MSG-6")
         return
-    expect.check(well_formed(history, "MSG-6", last, allow_absent_reply=False))
+    outcome = well_formed(history, "MSG-6", last, allow_absent_reply=False)
     users = [m for m in history if m.get("role") == "user"]
     if len(users) != statuses.count(200):
         got = f"{len(users)} user messages for {statuses.count(200)} accepted posts"
-        expect.check([finding("MSG-6", "one user message per accepted post", got, last)])
+        outcome.add(finding("MSG-6", "one user message per accepted post", got, last))
+    expect.check(_timed(outcome, "MSG-6", timing, note=clean))
+
+
+def _timed(outcome: Outcome, rule: str, timing: str, note: bool = True) -> Outcome:
+    """The rule's findings with the timing the test saw in their `got`; when none failed (and
+    `note`), the timing as a note (level I) of an outcome that examined the rule."""
+    mine = [f for f in outcome if f.rule == rule and not f.is_note]
+    for f in mine:
+        f.got += f" (timing: {timing})"
+    if note and not mine and outcome.examined:
+        outcome.add(timing_note(rule, timing))
+    return outcome
 
 
 @pytest.mark.rule("MSG-7")
@@ -208,25 +227,25 @@ def test_drop_mid_stream(api: Client, expect: Expect, session: dict[str, Any]) -
         )
         expect.unexercised("MSG-7", None, why)
         return
-    spent_ms = (dropped.t_end_ns or dropped.t_start_ns) - dropped.t_start_ns
-    drop_note = f"dropped after {len(names)} events, {spent_ms / 1e6:.0f} ms into the stream"
     # the session must stay usable: a follow-up post succeeds (a short session_busy is allowed)
     deadline = time.monotonic() + 10
     follow = api.post_message(sid, "Are you still there?")
+    busy = 0
     while follow.status == 409 and time.monotonic() < deadline:
+        busy += 1
         time.sleep(0.2)
         follow = api.post_message(sid, "Are you still there?")
-    usable = expect_status(follow, "MSG-7", 200)
-    for f in usable:
-        f.got += f" ({drop_note})"
-    expect.check(usable)
+    timing = drop_timing(dropped, len(names), follow, busy)
+    usable = Outcome()
+    usable += expect_status(follow, "MSG-7", 200)
+    clean = expect.check(_timed(usable, "MSG-7", timing, note=False))  # before a fatal page
     history, last = read_history(api, expect, sid)
     if not in_order(history, last, expect):
         not_judged_order(expect, "MSG-7")
         return
-    shape = well_formed(history, "MSG-7", last, allow_absent_reply=True)
+    outcome = well_formed(history, "MSG-7", last, allow_absent_reply=True)
     firsts = [m for m in history if m.get("content") == "Please tell me a long story."]
     if len(firsts) != 1:
-        got = f"{len(firsts)} copies of it ({drop_note})"
-        shape.add(finding("MSG-7", "the dropped turn's user message kept once", got, last))
-    expect.check(shape)
+        got = f"{len(firsts)} copies of it"
+        outcome.add(finding("MSG-7", "the dropped turn's user message kept once", got, last))
+    expect.check(_timed(outcome, "MSG-7", timing, note=clean))

@@ -40,6 +40,7 @@ SLOW_FIRST: tuple[str, ...] = (
     "test_hostile.py",
     "test_examples.py",
     "test_agent_budget.py",
+    "test_confirm.py",
     "test_load_profiles.py",
     "test_load_distributed.py",
     "test_load_sweep.py",

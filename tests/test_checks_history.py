@@ -558,7 +558,10 @@ def test_msg7_a_stream_dropped_mid_way_is_evidence() -> None:
     plain, pages = after_drop()
     api = RecordedApi(post_message=[two_deltas("client-drop"), *plain], list_messages=pages)
     expect, v = drop_mid_stream(api)
-    assert expect.outcome == []
+    (note,) = expect.outcome  # the timing it saw, as a note (level I): never a verdict
+    assert note.is_note
+    assert note.got.startswith("dropped after 2 events, ")
+    assert "the follow-up post answered 200" in note.got
     assert api.calls["post_message"][0] == (
         (SESSION_ID, STORY),
         {"stream": True, "stop_after_events": 2},
@@ -566,6 +569,31 @@ def test_msg7_a_stream_dropped_mid_way_is_evidence() -> None:
     assert len(api.calls["list_messages"]) == 1
     assert expect.outcome.examined[("MSG-7", "dropped-mid-stream")] == 2  # follow-up, history
     assert (v.verdict, v.reason) == ("PASS", "")
+
+
+def test_msg6_msg7_timing_in_words() -> None:
+    """Which concurrent post ran when and by how much they overlapped; when a stream was dropped
+    and when the session answered again (times in ns on the exchanges, shown in ms)."""
+    from types import SimpleNamespace
+
+    from chatconform.checks.timing import drop_timing, overlap_timing
+
+    def ex(start_ms: float, end_ms: float | None, status: int | None = 200) -> Any:
+        end = None if end_ms is None else int(end_ms * 1e6)
+        return SimpleNamespace(t_start_ns=int(start_ms * 1e6), t_end_ns=end, status=status)
+
+    both = overlap_timing([("streamed post", ex(1000, 1080)), ("plain post", ex(1054.5, 1150.3))])
+    assert both == (
+        "streamed post 0.0-80.0 ms (200), plain post 54.5-150.3 ms (200); overlapped 25.5 ms"
+    )
+    apart = overlap_timing([("plain post", ex(0, 10)), ("streamed post", ex(12, 20, 409))])
+    assert apart.endswith("did not overlap (the second started 2.0 ms after the first ended)")
+    assert "(409)" in apart
+    dropped = drop_timing(ex(0, 35), 2, ex(40, 339), busy=1)
+    assert dropped == (
+        "dropped after 2 events, 35 ms into the stream; the follow-up post answered 200 304 ms "
+        "after the drop (1 session_busy retry)"
+    )
 
 
 def test_msg7_a_dropped_turn_kept_twice_fails() -> None:

@@ -705,6 +705,24 @@ def test_deltas_in_separate_reads_within_a_tenth_of_a_ms_is_sse8() -> None:
     assert rules(streaming.flushed(stream_response(reads, t_ns=t_ns))) == {"SSE-8"}
 
 
+def test_sse8_says_the_timing_it_saw() -> None:
+    """The finding gives the gaps between deltas; a pass's timing is said by flush_timing (the
+    suite adds it as a note)."""
+    from chatconform.checks.timing import flush_timing
+
+    reads = encode(session_frames())
+    t_ns = [1_000_000 + 25_000 * i for i in range(len(reads))]
+    (f,) = streaming.flushed(stream_response(reads, t_ns=t_ns))
+    assert f.got == (
+        "all 3 deltas arrived within 0.050 ms in 3 read(s) (gaps between deltas (ms): 0.03, 0.03)"
+    )
+    spread = streaming.content_deltas(session_stream())
+    assert flush_timing(spread) == (
+        "3 deltas over 10.00 ms in 3 read(s); gaps between deltas (ms): 5.00, 5.00"
+    )
+    assert flush_timing([]) == "no delta arrived"
+
+
 def test_flushed_threshold_is_configurable() -> None:
     reads = encode(session_frames())
     t_ns = [1_000_000 + 250_000 * i for i in range(len(reads))]  # 0.5 ms first to last delta

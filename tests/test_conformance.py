@@ -7,6 +7,7 @@ written down here, so that a check that starts firing where it should not is not
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -46,6 +47,10 @@ FAULTS: dict[str, set[str]] = {
     "missing-model-accepted": {"OAI-2"},
 }
 
+# faults that fire on the first attempt only (a flaky server): `run` re-runs the failing test
+# (--confirm 1, its default) and the rule is FLAKY, not FAIL. fault -> (the suite run, FLAKY rules)
+FLAKY_FAULTS: dict[str, tuple[str, set[str]]] = {"no-terminal-once": ("streaming", {"SSE-5"})}
+
 # faults only the fuzz suite reaches (the scenario suites send no such body): tests/test_fuzz.py
 FUZZ_ONLY = {"nonarray-messages-accepted"}
 
@@ -72,14 +77,16 @@ def test_reference_passes_strict(tmp_path: Path) -> None:
 def test_fault_table_covers_every_fault() -> None:
     from chatconform.reference.faults import FAULTS as SERVER_FAULTS
 
-    assert set(FAULTS) | FUZZ_ONLY == set(SERVER_FAULTS)
+    assert set(FAULTS) | FUZZ_ONLY | set(FLAKY_FAULTS) == set(SERVER_FAULTS)
     assert not set(FAULTS) & FUZZ_ONLY
+    assert not set(FLAKY_FAULTS) & (set(FAULTS) | FUZZ_ONLY)
 
 
 def strict_run_against(server_args: tuple[str, ...], tmp_path: Path) -> CliRun:
     with reference(*server_args) as server:
         return chatconform(
             "run", "--strict", "--target-file", str(server.credentials), *SCENARIOS,
+            "--confirm", "0",  # a fault fails on every attempt: re-runs would only cost CPU here
             report_dir=tmp_path,
         )  # fmt: skip
 
@@ -105,3 +112,47 @@ def test_legitimate_variation_passes(variation: str, tmp_path: Path) -> None:
     assert run.code == 0, run.stdout[-3000:] + run.stderr[-2000:]
     assert run.failed() == set()
     assert "WARN" not in run.verdicts().values()
+
+
+@pytest.mark.parametrize("fault", sorted(FLAKY_FAULTS))
+def test_flaky_fault_is_flaky(fault: str, tmp_path: Path) -> None:
+    """A failure that does not recur when its test is re-run: FLAKY, with both observations (the
+    failing attempt's finding and evidence, the attempt that passed), not gating by default, and
+    named in summary.json, JUnit, Allure and summary.md."""
+    suite, rules = FLAKY_FAULTS[fault]
+    with reference("--fault", fault) as server:
+        run = chatconform(
+            "run", "--target-file", str(server.credentials), "--suite", suite, report_dir=tmp_path
+        )
+    assert run.code == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    s = run.summary
+    assert s["verdict"] == "PASS"
+    flaky = {rid for rid, v in run.verdicts().items() if v == "FLAKY"}
+    assert flaky == rules
+    assert run.failed() == set()
+    assert s["counts"]["FLAKY"] == len(rules)
+    for r in s["rules"]:
+        if r["id"] not in rules:
+            continue
+        (f,) = r["findings"]  # the failing attempt's observation, with its request and response
+        assert f["got"]
+        assert f["evidence"]["request"]
+        assert f["reproduce"].startswith("curl ")
+        assert f["flaky"] == "failed on attempt 1, not on attempt 2 of 2"
+        assert r["clauses"][0]["evidence"] > 0
+    (test,) = s["confirm"]["tests"]
+    assert test["outcome"] == "flaky"
+    assert test["attempts"] == 2
+    assert "FLAKY" in run.stdout
+    junit = (tmp_path / "junit.xml").read_text(encoding="utf-8")
+    assert 'name="chatconform-flaky"' in junit
+    assert "<failure" not in junit
+    results = [
+        json.loads(p.read_text(encoding="utf-8"))
+        for p in (tmp_path / "allure-results").glob("*-result.json")
+    ]
+    marked = [r for r in results if {"name": "verdict", "value": "FLAKY"} in r.get("labels", [])]
+    assert len(marked) == 1
+    assert marked[0]["statusDetails"]["flaky"] is True
+    assert marked[0]["status"] == "passed"
+    assert "FLAKY" in (tmp_path / "summary.md").read_text(encoding="utf-8")

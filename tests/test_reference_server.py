@@ -54,6 +54,7 @@ FAULTS = [
     "invalid-json-accepted",
     "missing-model-accepted",
     "nonarray-messages-accepted",
+    "no-terminal-once",
 ]
 VARIATIONS = [
     "crlf",
@@ -832,6 +833,10 @@ def _fault_probe(fault: str, s: Ref, c: httpx.Client) -> None:
         st = stream()
         assert "agent_message" in names(st)
         assert not {"done", "error"} & set(names(st))
+    elif fault == "no-terminal-once":  # the first stream only: a flaky server
+        assert not {"done", "error"} & set(names(stream()))
+        sid = new_session(c, s)
+        assert names(stream())[-1] == "done"
     elif fault == "frame-after-done":
         assert names(stream())[-2:] == ["done", "agent_message"]
     elif fault == "two-terminals":

@@ -473,7 +473,8 @@ def test_overall_and_counts() -> None:
     )
     c = counts(vs)
     assert c == {
-        "PASS": 1, "FAIL": 1, "WARN": 1, "SKIP": len(RULES) - 3, "ERROR": 0, "XFAIL": 0, "XPASS": 0
+        "PASS": 1, "FAIL": 1, "WARN": 1, "SKIP": len(RULES) - 3, "ERROR": 0, "XFAIL": 0, "XPASS": 0,
+        "FLAKY": 0,
     }  # fmt: skip
     assert sum(c.values()) == len(RULES)
     assert overall(vs) == "FAIL"
@@ -501,7 +502,7 @@ def test_overall_is_error_when_nothing_failed_but_something_could_not_be_judged(
 def test_overall_of_nothing_is_pass() -> None:
     assert overall([]) == "PASS"
     assert counts([]) == {
-        "PASS": 0, "FAIL": 0, "WARN": 0, "SKIP": 0, "ERROR": 0, "XFAIL": 0, "XPASS": 0
+        "PASS": 0, "FAIL": 0, "WARN": 0, "SKIP": 0, "ERROR": 0, "XFAIL": 0, "XPASS": 0, "FLAKY": 0,
     }  # fmt: skip
 
 

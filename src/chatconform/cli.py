@@ -79,6 +79,15 @@ def _add_run_options(run: argparse.ArgumentParser) -> None:
         "--strict-expectations", action="store_true", default=None,
         help="an expected failure that now passes (XPASS) fails the run",
     )  # fmt: skip
+    run.add_argument(
+        "--confirm", type=int, default=1, metavar="N",
+        help="re-run a test that failed on the target's findings up to N more times; a failure "
+        "that does not recur is FLAKY (default 1; 0: no re-runs)",
+    )  # fmt: skip
+    run.add_argument(
+        "--flaky", choices=("fail", "warn"), default=None,
+        help="whether a FLAKY rule fails the run (default: fail under --strict, else warn)",
+    )  # fmt: skip
     run.add_argument("-v", "--verbose", action="store_true", help="pytest's per-test output")
     _add_config_option(run)
 

@@ -42,6 +42,8 @@ RUN: Spec = {
     "report_dir": (str, "report_dir"),
     "expectations": (str, "expectations"),
     "strict_expectations": (bool, "strict_expectations"),
+    "confirm": (int, "confirm"),
+    "flaky": (str, "flaky"),
 }
 BOUNDS: Spec = {
     "timeout": ((int, float), "timeout"),

@@ -33,7 +33,7 @@ DEFAULT_FILE = "chatconform-expectations.yaml"
 DEFAULT_DAYS = 30
 PLACEHOLDER_REASON = "TODO: why this rule fails and where it is tracked"
 KEYS = ("rule", "clause", "reason", "link", "expires")
-FAILING = ("FAIL", "WARN")  # verdicts an entry can expect
+FAILING = ("FAIL", "FLAKY", "WARN")  # verdicts an entry can expect
 Status = Literal["xfail", "xpass", "expired", "unobserved"]
 
 

@@ -61,6 +61,7 @@ from chatconform.verdicts import (
     Outcome,
     RuleVerdict,
     counts,
+    flaky_gates,
     grade_rules,
     overall,
 )
@@ -121,6 +122,13 @@ class RunState:
     owns_shared_dir: bool = False
     target_info: dict[str, Any] | None = None  # a worker's target, on an xdist controller
     tests_recorded: int = 0
+    confirm: int = 0  # --confirm N: re-runs of a test that failed (chatconform.confirm)
+    flaky_policy: str | None = None  # --flaky fail|warn (None: FLAKY gates only under --strict)
+    confirmations: list[dict[str, Any]] = field(default_factory=list)  # what the re-runs showed
+
+    @property
+    def flaky_fails(self) -> bool:
+        return flaky_gates(self.strict, self.flaky_policy)
 
     def apply(self, rec: TestRecord) -> None:
         """Add one test phase's contribution to the run's verdicts."""
@@ -134,6 +142,7 @@ class RunState:
         for rid in rec.exercised:
             self.exercised.setdefault(rid, []).append(rec.test)
         self.harness_errors.extend(rec.harness_errors)
+        self.confirmations.extend(rec.confirmations)
         if rec.fuzz_seed is not None:
             self.fuzz_seed = rec.fuzz_seed
 
@@ -153,6 +162,7 @@ class TestRecord:
     harness_errors: list[str] = field(default_factory=list)
     fuzz_seed: int | None = None
     target: dict[str, Any] | None = None
+    confirmations: list[dict[str, Any]] = field(default_factory=list)  # chatconform.confirm
 
     def to_json(self) -> str:
         return json.dumps(
@@ -166,6 +176,7 @@ class TestRecord:
                 "harnessErrors": self.harness_errors,
                 "fuzzSeed": self.fuzz_seed,
                 "target": self.target,
+                "confirmations": self.confirmations,
             },
             ensure_ascii=False,
         )
@@ -183,6 +194,7 @@ class TestRecord:
             harness_errors=d["harnessErrors"],
             fuzz_seed=d["fuzzSeed"],
             target=d["target"],
+            confirmations=d.get("confirmations") or [],
         )
 
 
@@ -197,6 +209,7 @@ def _finding_json(f: Finding) -> dict[str, Any]:
         "test": f.test,
         "kind": f.kind,
         "clause": f.clause,
+        "flaky": f.flaky,
     }
 
 
@@ -206,6 +219,7 @@ EXPECT = pytest.StashKey["Expect"]()
 LOG = pytest.StashKey[list[Exchange]]()
 REFUSED = pytest.StashKey[int]()  # this process's cap refusals when the test started
 LATE_TURN = pytest.StashKey[int]()  # a late suite's test: its place among them
+ATTEMPT = pytest.StashKey[list["TestRecord"]]()  # a test that may be re-run: its records, held
 
 
 class Expect:
@@ -263,6 +277,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="known-failure expectations file (YAML or TOML)")  # fmt: skip
     group.addoption("--strict-expectations", dest="cc_strict_expectations", action="store_true",
                     default=False, help="an expected failure that passes (XPASS) fails the run")  # fmt: skip
+    group.addoption(
+        "--confirm", dest="cc_confirm", type=int, default=0, metavar="N",
+        help="re-run a test that failed on the target's findings up to N more times; a failure "
+        "that does not recur is FLAKY (default 0 here; `chatconform run` defaults to 1)",
+    )  # fmt: skip
+    group.addoption(
+        "--flaky", dest="cc_flaky", choices=("fail", "warn"), default=None,
+        help="whether a FLAKY rule fails the run (default: only under --strict-contract)",
+    )  # fmt: skip
     group.addoption(
         "--max-agent-calls", dest="cc_max_agent_calls", default=None, metavar="N",
         help="requests that may invoke the target's agent beyond N are not sent; the rules left "
@@ -322,6 +345,14 @@ def pytest_configure(config: pytest.Config) -> None:
             raise pytest.UsageError(str(exc)) from None
         state.expectations_file = str(config.getoption("cc_expectations"))
     state.strict_expectations = bool(config.getoption("cc_strict_expectations"))
+    state.confirm = int(config.getoption("cc_confirm") or 0)
+    if state.confirm < 0:
+        raise pytest.UsageError("--confirm must be 0 (no re-runs) or more")
+    state.flaky_policy = config.getoption("cc_flaky")
+    if state.confirm > 0:
+        from chatconform.confirm import Confirmer
+
+        config.pluginmanager.register(Confirmer(state, state.confirm), "chatconform-confirm")
     # allure (chatconform.report.allure_results): with --alluredir, label/attach/grade each result
     from chatconform.report.allure_results import install as install_allure
 
@@ -533,6 +564,17 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     rec = _record(item, call, report, state, declared)
     if rec is None:
         return
+    held = item.stash.get(ATTEMPT, None)
+    if held is not None:  # an attempt of a test that may be re-run: chatconform.confirm decides
+        held.append(rec)
+        return
+    carry_record(item, rec, report)
+
+
+def carry_record(item: pytest.Item, rec: TestRecord, report: pytest.TestReport) -> None:
+    """Apply a test's record to the run here; on an xdist worker, also send it to the controller
+    in the report's user_properties (see pytest_runtest_logreport)."""
+    state = item.config.stash[STATE]
     state.apply(rec)
     if getattr(item.config, "workerinput", None) is not None:  # for the controller
         rec.target = state.target.public() if state.target is not None else None
@@ -771,13 +813,19 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             state.verdicts, state.expectations, today_utc(), state.strict
         )
     write_summary(state)
+    if overall(state.verdicts, state.strict_expectations, state.flaky_fails) == "FAIL" and (
+        session.exitstatus == pytest.ExitCode.OK
+    ):
+        # every test passed, yet the run fails: an XPASS under --strict-expectations, a FLAKY rule
+        # under --strict or --flaky=fail (`chatconform run` reads the verdict from summary.json)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def summary_dict(state: RunState) -> dict[str, Any]:
     target = state.target.public() if state.target is not None else state.target_info
     assert target is not None
     return {
-        "verdict": overall(state.verdicts, state.strict_expectations),
+        "verdict": overall(state.verdicts, state.strict_expectations, state.flaky_fails),
         "strict": state.strict,
         "target": target,
         "counts": counts(state.verdicts),
@@ -794,6 +842,12 @@ def summary_dict(state: RunState) -> dict[str, Any]:
         "agent": state.agent_calls.to_json() if state.agent_calls is not None else None,
         "rules": [v.to_json() for v in state.verdicts],
         **({"expectations": _expectations_json(state)} if state.expectations_file else {}),
+        "confirm": {
+            "reruns": state.confirm,
+            "flaky": state.flaky_policy or ("fail" if state.strict else "warn"),
+            "flakyGates": state.flaky_fails,
+            "tests": sorted(state.confirmations, key=lambda c: str(c.get("test"))),
+        },
     }
 
 
@@ -826,10 +880,13 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         if v.verdict != "PASS" or v.reason:
             tr.line(f"{v.verdict:5} {v.id:7} {v.reason}"[:160])
     tr.line(
-        f"{overall(state.verdicts, state.strict_expectations)}: {c['PASS']} PASS, "
-        f"{c['FAIL']} FAIL, {c['ERROR']} ERROR, {c['XFAIL']} XFAIL, {c['XPASS']} XPASS, "
+        f"{overall(state.verdicts, state.strict_expectations, state.flaky_fails)}: "
+        f"{c['PASS']} PASS, {c['FAIL']} FAIL, {c['ERROR']} ERROR, {c['FLAKY']} FLAKY, "
+        f"{c['XFAIL']} XFAIL, {c['XPASS']} XPASS, "
         f"{c['WARN']} WARN, {c['SKIP']} SKIP of {len(RULES)} rules; "
         f"summary: {state.report_dir / 'summary.json'}"
     )
+    for conf in state.confirmations:
+        tr.line(f"re-run {conf['outcome']}: {conf['test']}: {conf['detail']}"[:200])
     if state.agent_calls is not None:
         tr.line(bill_line(state.agent_calls.to_json()))

@@ -63,12 +63,28 @@ def _expectation_args(args: argparse.Namespace) -> list[str]:
     return out
 
 
+def _confirm_args(args: argparse.Namespace) -> list[str]:
+    """--confirm N (re-runs of a failing test) and --flaky fail|warn, checked before any request."""
+    confirm = getattr(args, "confirm", 1)
+    confirm = 1 if confirm is None else confirm
+    if isinstance(confirm, bool) or not isinstance(confirm, int) or confirm < 0:
+        raise UsageError(f"--confirm must be a whole number, 0 or more (got {confirm!r})")
+    out = ["--confirm", str(confirm)]
+    flaky = getattr(args, "flaky", None)
+    if flaky is not None:
+        if flaky not in ("fail", "warn"):
+            raise UsageError(f"--flaky must be 'fail' or 'warn' (got {flaky!r})")
+        out += ["--flaky", flaky]
+    return out
+
+
 def run_command(args: argparse.Namespace) -> int:
     from chatconform.embedded import EmbeddedError, EmbeddedServer, reference_args_from_env
 
     user_paths(args)  # --report-dir, --target-file: against the user's directory, before anything
     families = _families(args.suite)
     expectation_args = _expectation_args(args)
+    expectation_args += _confirm_args(args)
     for name in ("timeout", "stream_timeout", "run_timeout"):
         if getattr(args, name) <= 0:
             raise UsageError(f"--{name.replace('_', '-')} must be a positive number of seconds")
@@ -217,6 +233,7 @@ def print_summary(summary: dict[str, Any], report_dir: Path, seconds: float) -> 
         "ERROR": "magenta",
         "XFAIL": "cyan",
         "XPASS": "bold yellow",
+        "FLAKY": "yellow",
     }
     table = Table(title=f"chatconform: {summary['target']['baseUrl']}", show_lines=False)
     for col in ("rule", "lvl", "verdict", "title / first finding"):
@@ -234,6 +251,7 @@ def print_summary(summary: dict[str, Any], report_dir: Path, seconds: float) -> 
         f"[{colour.get(overall, 'bold red')}]{overall}[/]: "
         f"{c['PASS']} PASS, {c['FAIL']} FAIL, {c.get('ERROR', 0)} ERROR, {c['WARN']} WARN, "
         f"{c['SKIP']} SKIP"
+        + (f", {c['FLAKY']} FLAKY" if c.get("FLAKY") else "")
         + (
             f", {c.get('XFAIL', 0)} XFAIL, {c.get('XPASS', 0)} XPASS"
             if "expectations" in summary
@@ -245,6 +263,9 @@ def print_summary(summary: dict[str, Any], report_dir: Path, seconds: float) -> 
         from chatconform.agentcalls import bill_line
 
         console.print(bill_line(summary["agent"]))
+    for conf in (summary.get("confirm") or {}).get("tests") or []:
+        style = "yellow" if conf["outcome"] == "flaky" else "dim"
+        console.print(f"[{style}]re-run {conf['outcome']}[/]: {conf['test']}: {conf['detail']}")
     section = summary.get("expectations") or {}
     for entry in section.get("entries") or []:
         if entry["status"] != "xfail":

@@ -8,6 +8,8 @@ that evidence (CONTRACT.md, "Evidence"):
 - ERROR: the harness could not judge (its own exception, a request the run's budget refused to send);
 - PASS: at least one clause examined clean and none failed;
 - SKIP: nothing examined it, with the reason (a limit the user chose, a setting not given, ...).
+- FLAKY: a failure of the target's that did not recur when its test was re-run (`--confirm N`,
+  chatconform.confirm); it fails the run only under --strict, or as `--flaky=fail|warn` says.
 
 Findings of level I are notes: they are reported beside the verdict and never change it.
 """
@@ -21,15 +23,20 @@ from typing import Any, Literal
 
 from chatconform.rules import RULES, SOLE, Level, clause_of
 
-Verdict = Literal["PASS", "FAIL", "WARN", "SKIP", "ERROR", "XFAIL", "XPASS"]
+Verdict = Literal["PASS", "FAIL", "WARN", "SKIP", "ERROR", "XFAIL", "XPASS", "FLAKY"]
 Kind = Literal["target", "harness", "budget"]
 # worst first: the order a rule's verdict is taken in, and the order reports list rules in
 # XFAIL / XPASS: a failure a known-failure expectation covers / an expected failure that passes now
 # (chatconform.expectations); only expectations give them, never a finding
+# FLAKY: a failure that did not recur when its test was re-run (`--confirm N`): worse than a
+# warning (it gates under --strict or --flaky=fail), better than a failure that recurred
 ORDER: dict[str, int] = {
-    "FAIL": 0, "ERROR": 1, "XPASS": 2, "WARN": 3, "XFAIL": 4, "SKIP": 5, "PASS": 6,
+    "FAIL": 0, "ERROR": 1, "XPASS": 2, "FLAKY": 3, "WARN": 4, "XFAIL": 5, "SKIP": 6, "PASS": 7,
 }  # fmt: skip
-VERDICTS: tuple[Verdict, ...] = ("PASS", "FAIL", "WARN", "SKIP", "ERROR", "XFAIL", "XPASS")
+VERDICTS: tuple[Verdict, ...] = (
+    "PASS", "FAIL", "WARN", "SKIP", "ERROR", "XFAIL", "XPASS", "FLAKY",
+)  # fmt: skip
+FlakyPolicy = Literal["fail", "warn"]
 ClauseKey = tuple[str, str]  # (rule id, clause id)
 
 
@@ -40,6 +47,8 @@ class Finding:
     `kind` says whose it is: the target's (graded FAIL/WARN), or the harness's own failure to judge
     ("harness": an exception of ours; "budget": a request the run's deadline or breaker did not send),
     which makes the rule ERROR, never FAIL. `clause` names the clause of a rule with several.
+    `flaky`, set by a re-run (`--confirm N`), says that the failure did not recur and how it went
+    ("attempt 2 of 2 passed"): a finding that would FAIL is then FLAKY.
     """
 
     rule: str
@@ -54,6 +63,7 @@ class Finding:
     )  # record.Exchange, not serialized
     kind: Kind = "target"
     clause: str | None = None
+    flaky: str | None = None
 
     def __post_init__(self) -> None:
         if self.rule not in RULES:
@@ -67,7 +77,9 @@ class Finding:
     def grade(self, strict: bool) -> Verdict:
         if self.kind != "target":
             return "ERROR"
-        return "FAIL" if strict or self.effective_level() == "D" else "WARN"
+        if not strict and self.effective_level() != "D":
+            return "WARN"
+        return "FLAKY" if self.flaky else "FAIL"
 
     @property
     def is_note(self) -> bool:
@@ -83,7 +95,8 @@ class Finding:
 
     @property
     def message(self) -> str:
-        return f"expected {self.expected}; got {self.got}"
+        text = f"expected {self.expected}; got {self.got}"
+        return f"{text} (did not recur: {self.flaky})" if self.flaky else text
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -97,6 +110,7 @@ class Finding:
             "reproduce": self.reproduce,
             "evidence": self.evidence,
             "test": self.test,
+            **({"flaky": self.flaky} if self.flaky else {}),
         }
 
     def render(self, strict: bool) -> str:
@@ -107,6 +121,8 @@ class Finding:
             f"  expected: {self.expected}",
             f"  got:      {self.got}",
         ]
+        if self.flaky:
+            lines.append(f"  did not recur: {self.flaky}")
         if self.reproduce:
             lines.append(f"  reproduce: {self.reproduce}")
         return "\n".join(lines)
@@ -303,12 +319,21 @@ def grade_rules(
     return out
 
 
+def flaky_gates(strict: bool, policy: FlakyPolicy | str | None = None) -> bool:
+    """Whether a FLAKY rule fails the run: `--flaky=fail|warn` says so, else only under --strict."""
+    return policy == "fail" if policy else strict
+
+
 def overall(
-    verdicts: list[RuleVerdict], xpass_fails: bool = False
+    verdicts: list[RuleVerdict], xpass_fails: bool = False, flaky_fails: bool = False
 ) -> Literal["PASS", "FAIL", "ERROR"]:
     """FAIL when a rule failed (or, with `xpass_fails` (--strict-expectations), an expected failure
-    passed); ERROR when none failed but the run could not judge one; else PASS. XFAIL never fails."""
-    if any(v.verdict == "FAIL" or (xpass_fails and v.verdict == "XPASS") for v in verdicts):
+    passed; with `flaky_fails` (see flaky_gates), a failure did not recur); ERROR when none failed
+    but the run could not judge one; else PASS. XFAIL never fails."""
+    gating = (
+        {"FAIL"} | ({"XPASS"} if xpass_fails else set()) | ({"FLAKY"} if flaky_fails else set())
+    )
+    if any(v.verdict in gating for v in verdicts):
         return "FAIL"
     if any(v.verdict == "ERROR" for v in verdicts):
         return "ERROR"

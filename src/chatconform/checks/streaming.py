@@ -6,6 +6,7 @@ from typing import Any
 
 from chatconform.checks.common import finding, key_of, schema_findings, short
 from chatconform.checks.history import assembled
+from chatconform.checks.timing import gaps_text
 from chatconform.record import Exchange
 from chatconform.sse import Event
 from chatconform.verdicts import Outcome, judged
@@ -268,7 +269,7 @@ def content_deltas(ex: Exchange) -> list[Event]:
 
 def flushed(ex: Exchange, min_spread_ms: float = 1.0) -> Outcome:
     """SSE-8: deltas arrive as produced: over several reads, spread in time, not in one burst.
-    The timing seen is said either way (in the finding, or in the outcome's evidence note)."""
+    A finding says the timing seen (the gaps between deltas); for a pass, timing.flush_timing."""
     found = is_stream(ex)
     if found or ex.stream is None:
         return Outcome(found)  # SSE-1's finding; nothing about flushing was examined
@@ -280,6 +281,9 @@ def flushed(ex: Exchange, min_spread_ms: float = 1.0) -> Outcome:
     spread_ms = (deltas[-1].t_ns - deltas[0].t_ns) / 1e6
     reads = len({e.read_index for e in deltas})
     if reads < 2 or spread_ms < min_spread_ms:
-        got = f"all {len(deltas)} deltas arrived within {spread_ms:.3f} ms in {reads} read(s)"
+        got = (
+            f"all {len(deltas)} deltas arrived within {spread_ms:.3f} ms in {reads} read(s) "
+            f"({gaps_text(deltas)})"
+        )
         out.add(finding("SSE-8", "the first delta before the last one is generated", got, ex))
     return out

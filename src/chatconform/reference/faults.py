@@ -4,6 +4,7 @@ on the wire, or leniency the contract allows)."""
 from __future__ import annotations
 
 import random
+import threading
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
@@ -34,6 +35,8 @@ FAULTS: dict[str, str] = {
     "invalid-json-accepted": "ERR-2: invalid JSON on create session creates a session anyway",
     "missing-model-accepted": "OAI-2: a completion without `model` is answered by the key's agent",
     "nonarray-messages-accepted": "OAI-2: a non-array `messages` is taken as one message",
+    "no-terminal-once": "SSE-5: the first session stream ends without a done frame, later ones "
+    "are correct (a flaky server: a re-run does not see it)",
 }
 
 #: variation name -> what changes (on the wire of both APIs' streams, `extra` also in JSON bodies;
@@ -57,6 +60,7 @@ VARIATIONS: dict[str, str] = {
 
 #: whether the fault hits the request being served (set per request by app.CatchAll)
 FAULT_HIT: ContextVar[bool] = ContextVar("chatconform_fault_hit", default=True)
+_ONCE = threading.Lock()
 _DRAWS = random.Random(20261129)  # seeded: the same server run draws the same sequence
 
 
@@ -67,6 +71,9 @@ class Switches:
     fault: str | None = None
     variations: frozenset[str] = field(default_factory=frozenset)
     fault_rate: float = 1.0  # the fault hits this share of requests, drawn per request
+    spent: set[str] = field(
+        default_factory=set, compare=False, repr=False
+    )  # faults that fired once
 
     def __post_init__(self) -> None:
         if self.fault is not None and self.fault not in FAULTS:
@@ -81,6 +88,16 @@ class Switches:
         """True when the run's fault is ``name`` and it hits the request being served."""
         assert name in FAULTS, name
         return self.fault == name and FAULT_HIT.get()
+
+    def fault_once(self, name: str) -> bool:
+        """True the first time only that the run's fault ``name`` hits (a `-once` fault)."""
+        if not self.fault_is(name):
+            return False
+        with _ONCE:
+            if name in self.spent:
+                return False
+            self.spent.add(name)
+            return True
 
     def draw(self) -> bool:
         """Whether the fault hits the next request (always, at the default rate of 1)."""

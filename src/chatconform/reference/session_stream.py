@@ -81,7 +81,7 @@ async def session_frames(
             if deltas == 1 and sw.has("extra"):
                 latency = audit.event("latency", {"ttftMs": epoch_ms() - t_start})
                 yield enc.keepalive() + enc.frame("latency", latency)
-    if sw.fault_is("no-terminal"):
+    if sw.fault_is("no-terminal") or sw.fault_once("no-terminal-once"):
         return
     last = not (sw.fault_is("frame-after-done") or sw.fault_is("two-terminals"))
     blank = not (last and sw.fault_is("no-final-blank-line"))

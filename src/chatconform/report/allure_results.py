@@ -4,15 +4,20 @@
 pytest runs with `--alluredir DIR` (allure-pytest writes the results), it registers `AllureAugmenter`,
 which, just before allure-pytest writes each test's result file, adds:
 
-- labels `rule` (one per rule), `level` (D/C), `family`, `verdict` (PASS/FAIL/ERROR/WARN/SKIP), the
+- labels `rule` (one per rule), `level` (D/C), `family`, `verdict` (PASS/FAIL/ERROR/WARN/SKIP, and
+  XFAIL/XPASS with --expectations, FLAKY with --confirm), the
   Behaviors tree (`epic` = family / `feature` = rule / `story` = clause, for rules with several) and
   `severity` (D critical, C normal);
 - a link per rule (`CHATCONFORM_RULE_URL`, a template with `{rule}`; by default the rule's row in
   the run's summary.html, `../summary.html#rule-<id>`, as seen from `<run>/allure-report/`);
 - a status that matches chatconform's grading (a contract failure or a target that did not answer is
   `failed`, a contract-decision warning stays `passed` with a `CONTRACT WARN` message, an ERROR (a
-  harness exception, a request the run's budget did not send) is `broken`), with messages that
-  categories.json sorts into separate categories; notes (level I) never change the status;
+  harness exception, a request the run's budget did not send) is `broken`; an expected failure
+  (XFAIL) is `skipped` with an `XFAIL` message, as allure-pytest shows pytest's xfail; a passing
+  test of a rule an expectation says fails is `passed` with an `XPASS ... remove this entry` message;
+  a failure that did not recur on re-run (FLAKY) is marked flaky, `passed` unless FLAKY gates the
+  run), with messages that categories.json sorts into separate categories; notes (level I) never
+  change the status;
 - for anything not PASS: the request and response, the SSE wire log with each frame's arrival time,
   the curl line that reproduces it, and the findings as JSON.
 
@@ -28,6 +33,7 @@ import json
 import os
 import platform
 import uuid
+from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +74,21 @@ CATEGORIES: list[dict[str, Any]] = [
         "name": "Contract-decision warnings (C)",
         "matchedStatuses": ["passed"],
         "messageRegex": r"^CONTRACT WARN[\s\S]*",
+    },
+    {
+        "name": "Expected failures (XFAIL): known failures in the expectations file",
+        "matchedStatuses": ["skipped"],
+        "messageRegex": r"^XFAIL[\s\S]*",
+    },
+    {
+        "name": "Expected failures that pass now (XPASS): remove the entry",
+        "matchedStatuses": ["passed"],
+        "messageRegex": r"^XPASS[\s\S]*",
+    },
+    {
+        "name": "Flaky (FLAKY): failures that did not recur when re-run",
+        "matchedStatuses": ["passed", "failed"],
+        "messageRegex": r"^FLAKY[\s\S]*",
     },
     {
         "name": "Run errors (ERROR): requests the run's budget did not send",
@@ -205,10 +226,13 @@ class AllureAugmenter:
         self.allure_hooks = _AllureHooks(self)
 
     # -- pytest hooks ---------------------------------------------------------------------------
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    @pytest.hookimpl(wrapper=True)  # around whichever protocol runs it (chatconform.confirm's)
+    def pytest_runtest_protocol(
+        self, item: pytest.Item, nextitem: pytest.Item | None
+    ) -> Generator[None, object, object]:
         self.current = item
         self.reports = []
+        return (yield)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if self.current is not None and report.nodeid == self.current.nodeid:
@@ -303,16 +327,25 @@ class AllureAugmenter:
         errors = [f for f in judged if f.grade(strict) == "ERROR"]
         fails = [f for f in judged if f.grade(strict) == "FAIL"]
         warns = [f for f in judged if f.grade(strict) == "WARN"]
+        flaky = [f for f in judged if f.grade(strict) == "FLAKY"]
         skipped = any(r.skipped for r in self.reports)
         pytest_failed = any(r.failed for r in self.reports)
-        if fails or (pytest_failed and not judged):
+        wasxfail = next((str(r.wasxfail) for r in self.reports if hasattr(r, "wasxfail")), None)
+        xpass = self._xpass(declared, findings, item) if not (judged or skipped) else None
+        if wasxfail is not None and fails and not errors:
+            verdict = "XFAIL"  # every failure of it is a known one (plugin._mark_expected)
+        elif fails or (pytest_failed and not judged):
             verdict = "FAIL"
         elif errors:
             verdict = "ERROR"
+        elif flaky:
+            verdict = "FLAKY"
         elif warns:
             verdict = "WARN"
         elif skipped:
             verdict = "SKIP"
+        elif xpass is not None:
+            verdict = "XPASS"
         else:
             verdict = "PASS"
 
@@ -333,7 +366,9 @@ class AllureAugmenter:
         labels.append(Label(name="severity", value=severity))
         labels += [Label(name="tag", value=t) for t in [*(r.id for r in known), verdict]]
         replace = {"severity", "epic", "feature", "story"}
-        result.labels = [lb for lb in result.labels if lb.name not in replace] + labels
+        kept = [lb for lb in result.labels if lb.name not in replace] + labels
+        # a re-run (--confirm) passes allure-pytest's teardown hook again: one of each label
+        result.labels = list({(lb.name, lb.value): lb for lb in kept}.values())
         result.links = list(result.links) + [
             Link(type="link", url=rule_url(r.id), name=f"{r.id}: {r.title}") for r in known
         ]
@@ -346,7 +381,7 @@ class AllureAugmenter:
         result.description = "\n".join(desc)
 
         secrets = self.secrets()
-        bad = errors + fails + warns
+        bad = errors + fails + flaky + warns
         trace = scrub("\n\n".join(self._render(f, strict) for f in bad), secrets) or None
         harness = [f for f in errors if f.kind == "harness"] or [
             f for f in fails if f.got.startswith("harness error")
@@ -363,6 +398,11 @@ class AllureAugmenter:
         elif budget:
             result.status = Status.BROKEN
             message = f"NOT SENT: run budget ({budget[0].rule}): {budget[0].got}"
+        elif verdict == "XFAIL":
+            result.status = Status.SKIPPED  # as allure-pytest shows a pytest xfail
+            message = f"{wasxfail}: {fails[0].rule}: {fails[0].message}"
+            if not message.startswith("XFAIL"):
+                message = f"XFAIL {message}"
         elif transport:
             result.status = Status.FAILED  # the target's doing: FAIL, not the run's ERROR
             message = f"TARGET UNREACHABLE OR TIMED OUT ({transport[0].rule}): {transport[0].got}"
@@ -372,11 +412,20 @@ class AllureAugmenter:
             message = f"CONTRACT FAIL ({first.effective_level()}) {first.rule}: {first.message}"
             if len(fails) > 1:
                 message += f" (+{len(fails) - 1} more)"
+        elif flaky:
+            gates = bool(getattr(self.state, "flaky_fails", False))
+            result.status = Status.FAILED if gates else Status.PASSED
+            message = f"FLAKY {flaky[0].rule}: {flaky[0].message}"
+            if len(flaky) > 1:
+                message += f" (+{len(flaky) - 1} more)"
         elif warns:
             result.status = Status.PASSED
             message = f"CONTRACT WARN (C) {warns[0].rule}: {warns[0].message}"
             if len(warns) > 1:
                 message += f" (+{len(warns) - 1} more)"
+        elif verdict == "XPASS":
+            result.status = Status.PASSED
+            message = f"XPASS {xpass}"
         elif verdict == "PASS":
             result.status = Status.PASSED  # a WARN-only Fatal looked "broken" to allure-pytest
             result.statusDetails = None
@@ -384,10 +433,27 @@ class AllureAugmenter:
         else:
             message = ""
         if message:
-            result.statusDetails = StatusDetails(message=scrub(message, secrets), trace=trace)
+            result.statusDetails = StatusDetails(
+                message=scrub(message, secrets), trace=trace, flaky=bool(flaky) or None
+            )
 
         if bad:
             self._attach_evidence(result, bad, strict)
+
+    def _xpass(self, declared: list[str], findings: list[Any], item: pytest.Item) -> str | None:
+        """For a test that passed: the active expectation of a rule it examined clean (the rule's
+        own XPASS is decided at the end of the run, from every test of it), as a message."""
+        entries = getattr(self.state, "expectations", None) or []
+        if not entries:
+            return None
+        from chatconform.expectations import today_utc
+
+        examined = {rule for rule, _ in self._clauses(item, findings)}
+        today = today_utc()
+        for entry in entries:
+            if entry.rule in examined and entry.rule in declared and entry.active(today):
+                return f"{entry.scope}: passes in this test: remove this entry {entry.name}"
+        return None
 
     @staticmethod
     def _render(f: Any, strict: bool) -> str:

@@ -28,6 +28,8 @@ h3 { font-size: 15px; margin: 16px 0 6px; }
 .badge.v-ERROR { background: var(--error); }
 .badge.v-NA { background: #d0d7de; color: var(--fg); }
 .badge.v-XFAIL { background: #0969da; } .badge.v-XPASS { background: #bf8700; }
+.badge.v-FLAKY { background: #8250df; }
+tr.v-FLAKY td.id { border-left: 4px solid #8250df; }
 .counts span { margin-right: 12px; }
 table { border-collapse: collapse; width: 100%; margin: 8px 0; }
 th, td { border-bottom: 1px solid var(--line); padding: 5px 8px; text-align: left;
@@ -62,7 +64,7 @@ def e(text: object) -> str:
 
 def badge(verdict: str | None) -> str:
     v = verdict or "NA"
-    cls = v if v in ("PASS", "FAIL", "WARN", "SKIP", "ERROR", "XFAIL", "XPASS") else "NA"
+    cls = v if v in ("PASS", "FAIL", "WARN", "SKIP", "ERROR", "XFAIL", "XPASS", "FLAKY") else "NA"
     return f'<span class="badge v-{cls}">{e(v if verdict else "–")}</span>'
 
 

@@ -12,7 +12,7 @@ from typing import Any
 from chatconform.report.html import badge, e, page
 from chatconform.report.load import read_load
 from chatconform.report.redact import scrub
-from chatconform.report.util import COUNT_ORDER, ReportError, clip, first_finding, read_summary
+from chatconform.report.util import ReportError, clip, count_keys, first_finding, read_summary
 
 
 def _column_names(dirs: list[Path]) -> list[str]:
@@ -139,7 +139,7 @@ def render_matrix_html(m: dict[str, Any]) -> str:
 def _counts(c: Any) -> str:
     if not isinstance(c, dict):
         return ""
-    return " · ".join(f"{c.get(k, 0)} {k}" for k in COUNT_ORDER)
+    return " · ".join(f"{c.get(k, 0)} {k}" for k in count_keys(c))
 
 
 def write_matrix(dirs: list[Path], out_dir: Path) -> list[Path]:

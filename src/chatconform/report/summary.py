@@ -30,9 +30,9 @@ from chatconform.report.load import (
 )
 from chatconform.report.redact import scrub
 from chatconform.report.util import (
-    COUNT_ORDER,
     ReportError,
     clip,
+    count_keys,
     first_finding,
     read_summary,
     sorted_rules,
@@ -85,6 +85,8 @@ def _finding_html(f: dict[str, Any], i: int) -> str:
     ]
     if f.get("test"):
         parts.append(f"<tr><td>test</td><td><code>{e(f['test'])}</code></td></tr>")
+    if f.get("flaky"):
+        parts.append(f"<tr><td>did not recur</td><td>{e(f['flaky'])}</td></tr>")
     parts.append("</table>")
     if f.get("reproduce"):
         parts.append(f'<div>reproduce:</div><pre class="curl">{e(f["reproduce"])}</pre>')
@@ -139,7 +141,7 @@ def _conformance_html(s: dict[str, Any], links: dict[str, str] | None = None) ->
         f'<div class="counts" id="counts">'
         + "".join(
             f'<span data-count="{k}">{badge(k)} {int(c.get(k, 0))}</span>'
-            for k in (*COUNT_ORDER, *_expected_keys(s))
+            for k in count_keys(c, _expected_keys(s))
         )
         + f'<span class="muted">of {total} rules · {e(mode)}</span></div></div></div>'
     ]
@@ -163,6 +165,7 @@ def _conformance_html(s: dict[str, Any], links: dict[str, str] | None = None) ->
             + "</ul>"
         )
     out.append(_expectations_html(s))
+    out.append(_confirm_html(s))
     out.append(
         '<h2>Rules</h2><table id="rules"><tr><th>Rule</th><th>Level</th><th>Family</th>'
         "<th>Title</th><th>Verdict</th><th>First finding</th></tr>"
@@ -184,7 +187,7 @@ def _conformance_html(s: dict[str, Any], links: dict[str, str] | None = None) ->
             f"<td>{badge(v)}</td><td>{e(clip(first_finding(r), 300))}</td></tr>"
         )
         findings = r.get("findings") or []
-        if v in ("FAIL", "ERROR", "WARN") and findings:
+        if v in ("FAIL", "FLAKY", "ERROR", "WARN") and findings:
             shown = findings[:MAX_FINDINGS_SHOWN]
             more = len(findings) - len(shown)
             tests = ", ".join(r.get("tests") or [])
@@ -196,6 +199,16 @@ def _conformance_html(s: dict[str, Any], links: dict[str, str] | None = None) ->
                 f"<details><summary>Evidence: {len(findings)} finding(s)"
                 f"{' from ' + e(clip(tests, 200)) if tests else ''}</summary>{body}</details>"
                 "</td></tr>"
+            )
+        notes = r.get("notes") or []
+        if notes:  # level I: the timing a check saw, what a re-run showed (never a verdict)
+            items = "".join(
+                f"<li>{e(n.get('expected'))}: {e(clip(str(n.get('got')), 400))}</li>"
+                for n in notes[:MAX_FINDINGS_SHOWN]
+            )
+            out.append(
+                f'<tr class="notes" data-notes-for="{e(rid)}"><td colspan="6"><details>'
+                f"<summary>Notes: {len(notes)}</summary><ul>{items}</ul></details></td></tr>"
             )
     out.append("</table>")
     return "".join(out)
@@ -362,6 +375,33 @@ def _expectations_html(s: dict[str, Any]) -> str:
     )
 
 
+def _reruns(s: dict[str, Any]) -> list[dict[str, Any]]:
+    section = s.get("confirm")
+    return list(section.get("tests") or []) if isinstance(section, dict) else []
+
+
+def _confirm_html(s: dict[str, Any]) -> str:
+    """The tests `--confirm N` re-ran and what each showed (FLAKY, recurred, not judged)."""
+    tests = _reruns(s)
+    if not tests:
+        return ""
+    section = s["confirm"]
+    gate = "FLAKY fails the run" if section.get("flakyGates") else "FLAKY does not fail the run"
+    rows = "".join(
+        f'<tr data-rerun="{e(t.get("test"))}" data-outcome="{e(t.get("outcome"))}">'
+        f"<td><code>{e(t.get('test'))}</code></td><td>{e(t.get('outcome'))}</td>"
+        f"<td>{e(t.get('attempts'))}</td><td>{e(', '.join(t.get('rules') or []))}</td>"
+        f"<td>{e(t.get('detail'))}</td></tr>"
+        for t in tests
+    )
+    return (
+        f'<h3 id="reruns">Re-runs of failing tests (--confirm {e(section.get("reruns"))}; '
+        f"{e(gate)})</h3>"
+        '<table id="reruns-table"><tr><th>Test</th><th>Outcome</th><th>Attempts</th>'
+        f"<th>Rules</th><th>Detail</th></tr>{rows}</table>"
+    )
+
+
 # -- Markdown -------------------------------------------------------------------------------------
 def _md_cell(text: object, limit: int = 160) -> str:
     s = clip(" ".join(str(text).split()), limit)
@@ -370,6 +410,7 @@ def _md_cell(text: object, limit: int = 160) -> str:
 
 ICON = {
     "PASS": "✅", "FAIL": "❌", "ERROR": "⛔", "WARN": "⚠️", "SKIP": "⏭️", "XFAIL": "🔷", "XPASS": "🔶",
+    "FLAKY": "🔁",
 }  # fmt: skip
 
 
@@ -383,7 +424,7 @@ def _conformance_md(s: dict[str, Any]) -> str:
         f"## chatconform conformance: {ICON.get(verdict, '')} {verdict}",
         "",
         f"Target `{target}` · {mode} · **"
-        + " · ".join(f"{c.get(k, 0)} {k}" for k in COUNT_ORDER)
+        + " · ".join(f"{c.get(k, 0)} {k}" for k in count_keys(c, _expected_keys(s)))
         + f"** of {len(rules)} rules",
         "",
     ]
@@ -405,7 +446,16 @@ def _conformance_md(s: dict[str, Any]) -> str:
             for x in section.get("entries") or []
         ]
         lines.append("")
-    bad = [r for r in rules if r.get("verdict") in ("FAIL", "WARN", "ERROR", "XPASS")]
+    reruns = _reruns(s)
+    if reruns:
+        lines.append(f"Re-runs (--confirm {s['confirm'].get('reruns')}):")
+        lines += [
+            f"- {t.get('outcome', '').upper()}: `{_md_cell(t.get('test'), 120)}` "
+            f"({t.get('attempts')} attempts): {_md_cell(t.get('detail'), 200)}"
+            for t in reruns
+        ]
+        lines.append("")
+    bad = [r for r in rules if r.get("verdict") in ("FAIL", "FLAKY", "WARN", "ERROR", "XPASS")]
     if bad:
         lines += [
             "| Rule | Lvl | Verdict | Title | First finding |",

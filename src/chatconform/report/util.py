@@ -7,12 +7,15 @@ from pathlib import Path
 from typing import Any
 
 # worst first, as chatconform.verdicts.ORDER: FAIL, ERROR (the run could not judge), XPASS (an
-# expected failure that passes: remove its entry), WARN, XFAIL (an expected failure), SKIP, PASS
+# expected failure that passes: remove its entry), FLAKY (a failure that did not recur on re-run),
+# WARN, XFAIL (an expected failure), SKIP, PASS
 VERDICT_ORDER: dict[str, int] = {
-    "FAIL": 0, "ERROR": 1, "XPASS": 2, "WARN": 3, "XFAIL": 4, "SKIP": 5, "PASS": 6,
+    "FAIL": 0, "ERROR": 1, "XPASS": 2, "FLAKY": 3, "WARN": 4, "XFAIL": 5, "SKIP": 6, "PASS": 7,
 }  # fmt: skip
 # the order reports count verdicts in (every verdict of chatconform.verdicts.VERDICTS)
 COUNT_ORDER: tuple[str, ...] = ("FAIL", "ERROR", "WARN", "SKIP", "PASS")
+# verdicts only some runs give (--confirm re-runs, --expectations): counted where they occur
+OPTIONAL_COUNTS: tuple[str, ...] = ("FLAKY", "XFAIL", "XPASS")
 SUMMARY_FILE = "summary.json"
 LOAD_SUMMARY_FILE = "load-summary.json"
 
@@ -39,6 +42,12 @@ def read_summary(report_dir: Path) -> dict[str, Any] | None:
     if not isinstance(data, dict) or not isinstance(data.get("rules"), list):
         raise ReportError(f"{path} is not a chatconform summary (no 'rules' list)")
     return data
+
+
+def count_keys(counts: Any, always: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """The verdicts a report counts: COUNT_ORDER, then the optional ones that occur (or `always`)."""
+    c = counts if isinstance(counts, dict) else {}
+    return (*COUNT_ORDER, *(k for k in OPTIONAL_COUNTS if k in always or c.get(k)))
 
 
 def sorted_rules(rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
