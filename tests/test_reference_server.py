@@ -770,6 +770,47 @@ def test_completion_errors(ref: Ref, client: httpx.Client) -> None:
     problem(r, 403, "insufficient_scope")
 
 
+# --------------------------------------------------------------------------- --calibration
+
+
+def test_calibration_mode_reports_its_own_send_times(tmp_path: Path, client: httpx.Client) -> None:
+    server = launch(tmp_path, "--calibration", "--ttft-ms", "30", "--itl-ms", "10", "--tokens",
+                    "4", name="calibration").wait_ready()  # fmt: skip
+    try:
+        lines = read_stdout_lines(server.proc, 3)
+        root = server.base.removesuffix("/api/v1")
+        assert lines[2].startswith("calibration: ")
+        assert lines[2].endswith(f"send times at {root}/_calibration/send-times")
+        body = {"model": server.creds["agentId"], "stream": True,
+                "messages": [{"role": "user", "content": "hi"}]}  # fmt: skip
+        for _ in range(2):  # the same wire as without --calibration
+            st = post_stream(client, f"{server.base}/chat/completions", server.auth(), body)
+            assert completion_stream_text(st)
+        url = f"{root}/_calibration/send-times"
+        got = client.get(url, params={"reset": "1"}).json()
+        # 2 streams of 4 deltas: 2 first deltas, 3 gaps each, 8 due times, none early
+        assert [got[k]["count"] for k in ("ttft_ms", "itl_ms", "late_ms")] == [2, 6, 8]
+        assert 30 <= got["ttft_ms"]["p50"] <= got["ttft_ms"]["max"] < 30 + 2000
+        assert 0 < got["itl_ms"]["p50"] < 2000
+        assert got["late_ms"]["p50"] > -1  # loop-clock deadlines: never handed over early
+        after = client.get(url).json()["ttft_ms"]  # ?reset=1 started anew
+        assert (after["count"], after["p50"]) == (0, None)
+    finally:
+        assert stop(server.proc) == 0
+
+
+def test_normal_mode_has_no_calibration_route(ref: Ref, client: httpx.Client) -> None:
+    root = ref.base.removesuffix("/api/v1")
+    assert client.get(f"{root}/_calibration/send-times").status_code == 404
+
+
+def test_calibration_takes_no_switch() -> None:
+    cmd = [sys.executable, "-m", "chatconform.reference", "--calibration", "--variation", "crlf"]
+    done = subprocess.run(cmd, capture_output=True, env=_env(), timeout=20, check=False)
+    assert done.returncode == 2
+    assert done.stderr.decode().strip() == "--calibration takes no --fault or --variation"
+
+
 # --------------------------------------------------------------------------- restart, durability
 
 

@@ -10,17 +10,19 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from chatconform.reference.completions import create_completion
-from chatconform.reference.context import Context
+from chatconform.reference.context import Context, ctx_of
 from chatconform.reference.faults import FAULT_HIT, Switches
 from chatconform.reference.problems import ApiError, problem_response
 from chatconform.reference.sessions import create_session, end_session, get_session, messages
 
 PREFIX = "/api/v1"
+#: outside the API: the server's own send times, served under ``--calibration`` only
+CALIBRATION_PATH = "/_calibration/send-times"
 log = logging.getLogger("chatconform.reference")
 
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
@@ -70,6 +72,16 @@ class CatchAll:
             FAULT_HIT.reset(hit)
 
 
+async def _send_times(request: Request) -> Response:
+    """``--calibration`` only: the server's own send times so far; ``?reset=1`` starts anew."""
+    log = ctx_of(request).sendlog
+    assert log is not None  # the route exists only with a send log
+    body = log.snapshot()
+    if request.query_params.get("reset") == "1":
+        log.reset()
+    return JSONResponse(body, headers={"Cache-Control": "no-store"})
+
+
 def build_app(ctx: Context) -> Starlette:
     """The ASGI app for one server run."""
     switches = ctx.settings.switches
@@ -97,6 +109,8 @@ def build_app(ctx: Context) -> Starlette:
         Route(PREFIX + "/chat/sessions/{session_id}/messages", messages, methods=["GET", "POST"]),
         Route(PREFIX + "/chat/completions", create_completion, methods=["POST"]),
     ]
+    if ctx.sendlog is not None:
+        routes.append(Route(CALIBRATION_PATH, _send_times, methods=["GET"]))
     app = Starlette(
         routes=routes,
         middleware=[Middleware(CatchAll, switches=switches)],

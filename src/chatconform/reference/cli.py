@@ -91,6 +91,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="a legitimate wire variation (repeatable): " + ", ".join(VARIATIONS),
     )
+    parser.add_argument(
+        "--calibration",
+        action="store_true",
+        help="for load calibration: the least work per event (uvloop and httptools when "
+        "installed, no delivery layer) and the server's own send times of completion deltas at "
+        "GET /_calibration/send-times (?reset=1 starts anew); no --fault or --variation",
+    )
     parser.add_argument("--log-level", choices=LOG_LEVELS, default="warning",
                         help="log level (default warning); keys are never logged")  # fmt: skip
 
@@ -112,6 +119,9 @@ def serve(args: argparse.Namespace) -> int:
     if unknown:
         valid = ", ".join(VARIATIONS)
         return _usage_error(f"unknown variation {unknown[0]!r}; valid variations: {valid}")
+    calibration = bool(getattr(args, "calibration", False))
+    if calibration and (faults or variations):
+        return _usage_error("--calibration takes no --fault or --variation")
     fault_rate = getattr(args, "fault_rate", 1.0)
     if fault_rate < 1.0 and not faults:
         return _usage_error("--fault-rate needs a --fault")
@@ -119,7 +129,8 @@ def serve(args: argparse.Namespace) -> int:
     from chatconform.reference.settings import Settings
 
     switches = Switches(faults[0] if faults else None, frozenset(variations), fault_rate)
-    settings = Settings(args.ttft_ms, args.itl_ms, args.tokens, args.rate_limit_rps, switches)
+    settings = Settings(args.ttft_ms, args.itl_ms, args.tokens, args.rate_limit_rps, switches,
+                        calibration)  # fmt: skip
     options = ServerOptions(args.host, args.port, args.db, args.credentials_out, args.log_level)
     return run(settings, options)
 

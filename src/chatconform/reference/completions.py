@@ -23,6 +23,7 @@ from chatconform.reference.context import Context, ctx_of
 from chatconform.reference.faults import Switches
 from chatconform.reference.jsonio import json_response
 from chatconform.reference.problems import ApiError, validation_error
+from chatconform.reference.sendlog import SendLog
 from chatconform.reference.settings import Settings
 from chatconform.reference.validate import is_unicode, json_object, optional_bool
 from chatconform.reference.wire import FrameEncoder, deliver
@@ -117,16 +118,28 @@ def _chunk(base: dict[str, Any], delta: dict[str, Any], finish: str | None) -> d
 
 
 async def _stream(
-    base: dict[str, Any], deltas: list[str], t0: float, settings: Settings
+    base: dict[str, Any],
+    deltas: list[str],
+    t0: float,
+    settings: Settings,
+    log: SendLog | None = None,
 ) -> AsyncIterator[bytes]:
     sw = settings.switches
     enc = FrameEncoder(sw)
     name = "chunk" if sw.fault_is("completion-event-lines") else None
+    loop = asyncio.get_running_loop()
+    previous: float | None = None
     yield enc.keepalive()
     yield enc.frame(name, _chunk(base, {"role": "assistant", "content": ""}, None))
     for i, delta in enumerate(deltas):
-        await sleep_until(delta_deadline(t0, settings.ttft_ms, settings.itl_ms, i))
-        yield enc.keepalive() + enc.frame(name, _chunk(base, {"content": delta}, None))
+        due = delta_deadline(t0, settings.ttft_ms, settings.itl_ms, i)
+        await sleep_until(due)
+        frame = enc.keepalive() + enc.frame(name, _chunk(base, {"content": delta}, None))
+        if log is not None:  # --calibration: the instant this delta is handed to the ASGI server
+            now = loop.time()
+            log.delta(t0, due, now, previous)
+            previous = now
+        yield frame
     yield enc.keepalive() + enc.frame(name, _chunk(base, {}, "stop"))
     if not sw.fault_is("completion-no-done"):
         yield enc.keepalive() + enc.frame(None, "[DONE]")
@@ -153,9 +166,11 @@ async def create_completion(request: Request) -> Response:
     base = {"id": "chatcmpl-" + uuid.uuid4().hex, "object": "chat.completion.chunk",
             "created": int(time.time()), "model": model}  # fmt: skip
     if stream:
-        frames = _stream(base, plan.deltas, t0, ctx.settings)
+        frames = _stream(base, plan.deltas, t0, ctx.settings, ctx.sendlog)
         headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no",
                    "Content-Type": "text/event-stream; charset=utf-8"}  # fmt: skip
+        if ctx.settings.calibration:  # no switches under --calibration: no delivery layer
+            return StreamingResponse(frames, headers=headers)
         return StreamingResponse(deliver(frames, sw), headers=headers)
     s = ctx.settings
     await sleep_until(delta_deadline(t0, s.ttft_ms, s.itl_ms, len(plan.deltas) - 1))

@@ -8,6 +8,7 @@ from starlette.requests import Request
 
 from chatconform.reference.auth import KeyRing, Principal, authorize
 from chatconform.reference.ratelimit import RateLimiter
+from chatconform.reference.sendlog import SendLog
 from chatconform.reference.settings import Settings
 from chatconform.reference.store import AsyncStore, Tenants
 from chatconform.reference.turns import TurnManager
@@ -21,6 +22,7 @@ class Context:
     keys: KeyRing
     turns: TurnManager
     limiter: RateLimiter
+    sendlog: SendLog | None = None  # ``--calibration`` only: the server's own send times
 
     def principal(self, request: Request, scope: str, posting: bool = False) -> Principal:
         """Authenticate ``request`` for ``scope`` (401/403 as ApiError)."""

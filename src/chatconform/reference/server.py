@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import logging
 import os
@@ -19,10 +20,11 @@ from typing import Any
 import uvicorn
 
 from chatconform.reference.agent import KNOWLEDGE_PROMPT, TOOL_PROMPT
-from chatconform.reference.app import PREFIX, build_app
+from chatconform.reference.app import CALIBRATION_PATH, PREFIX, build_app
 from chatconform.reference.auth import KeyRing
 from chatconform.reference.context import Context
 from chatconform.reference.ratelimit import RateLimiter
+from chatconform.reference.sendlog import SendLog
 from chatconform.reference.settings import Settings
 from chatconform.reference.store import AsyncStore, Store, Tenants
 from chatconform.reference.turns import TurnManager
@@ -136,6 +138,19 @@ def run(settings: Settings, options: ServerOptions) -> int:
         shutil.rmtree(tmpdir, ignore_errors=True)
 
 
+def _importable(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+def event_loop_and_parser(calibration: bool) -> tuple[str, str]:
+    """uvicorn's event loop and HTTP parser: asyncio and h11 always (whatever else is installed),
+    except under ``--calibration``, which takes uvloop and httptools when they are installed."""
+    if not calibration:
+        return "asyncio", "h11"
+    return ("uvloop" if _importable("uvloop") else "asyncio",
+            "httptools" if _importable("httptools") else "h11")  # fmt: skip
+
+
 def _fail(message: str) -> int:
     print(message, file=sys.stderr, flush=True)
     return 1
@@ -150,14 +165,17 @@ def _run_on(settings: Settings, options: ServerOptions, db_path: str) -> int:
         tenants = db.write_sync(Store.tenants)
         keys = KeyRing(tenants)
         limiter = RateLimiter(settings.rate_limit_rps)
-        ctx = Context(settings, db, tenants, keys, TurnManager(db, settings), limiter)
+        sendlog = SendLog() if settings.calibration else None
+        ctx = Context(settings, db, tenants, keys, TurnManager(db, settings), limiter, sendlog)
         try:
             sock = _listen(options.host, options.port)
         except OSError as exc:
             return _fail(f"cannot listen on {options.host}:{options.port}: {exc}")
         url = base_url(options.host, sock.getsockname()[1])
+        loop, http = event_loop_and_parser(settings.calibration)
         config = uvicorn.Config(build_app(ctx), log_level=options.log_level, access_log=False,
-                                timeout_graceful_shutdown=5, lifespan="on")  # fmt: skip
+                                timeout_graceful_shutdown=5, lifespan="on", loop=loop,
+                                http=http)  # fmt: skip
         server = uvicorn.Server(config)
 
         def stop(signum: int, frame: object) -> None:
@@ -174,6 +192,10 @@ def _run_on(settings: Settings, options: ServerOptions, db_path: str) -> int:
 
         where = out if out is not None else "not written (use --credentials-out FILE)"
         announce = [f"chatconform reference server: {url}", f"credentials: {where}"]
+        if settings.calibration:
+            root = url.removesuffix(PREFIX)
+            announce.append(f"calibration: {loop} loop, {http} parser, send times at "
+                            f"{root}{CALIBRATION_PATH}")  # fmt: skip
         code = asyncio.run(_serve(server, sock, announce, write_credentials))
         # Served: a late second signal must not turn a clean exit into death by signal.
         signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -17,6 +17,8 @@ class Settings:
     tokens: int = 8
     rate_limit_rps: int = 20
     switches: Switches = field(default_factory=Switches)
+    #: ``--calibration``: the least work per event, and the server's own send times recorded
+    calibration: bool = False
 
     @property
     def deterministic(self) -> bool:

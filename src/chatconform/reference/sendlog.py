@@ -1,0 +1,69 @@
+"""The server's own send times (``--calibration``): when each content delta was handed to the
+ASGI server, so a load benchmark can tell the client's error from the server's delay.
+
+Per streamed completion: the server-side TTFT (first content delta handed over − request receipt,
+the same instant the injected ``--ttft-ms`` counts from), every gap between consecutive content
+deltas, and each delta's lateness (handed over − its due time). Bounded: at most ``cap`` samples
+per series are kept (counts stay exact), so a long run cannot grow the server without limit.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+CAP = 1_000_000
+
+
+def _percentile(ordered: list[float], q: float) -> float | None:
+    """Nearest-rank percentile ``q`` (0-100) of an ascending list; None when empty."""
+    if not ordered:
+        return None
+    rank = max(1, math.ceil(q / 100.0 * len(ordered)))
+    return ordered[min(rank, len(ordered)) - 1]
+
+
+def _stats(values: list[float], count: int) -> dict[str, Any]:
+    ordered = sorted(values)
+    out: dict[str, Any] = {"count": count, "kept": len(ordered)}
+    for q in (50, 90, 99):
+        p = _percentile(ordered, q)
+        out[f"p{q}"] = None if p is None else round(p, 3)
+    out["max"] = round(ordered[-1], 3) if ordered else None
+    return out
+
+
+class SendLog:
+    """Send times of streamed completions, in ms, from the loop clock."""
+
+    def __init__(self, cap: int = CAP) -> None:
+        self.cap = cap
+        self.reset()
+
+    def reset(self) -> None:
+        self.ttft: list[float] = []
+        self.gaps: list[float] = []
+        self.late: list[float] = []
+        self.counts = {"ttft": 0, "gaps": 0, "late": 0}
+
+    def _add(self, name: str, series: list[float], value_ms: float) -> None:
+        self.counts[name] += 1
+        if len(series) < self.cap:
+            series.append(value_ms)
+
+    def delta(self, t0: float, due: float, now: float, previous: float | None) -> None:
+        """One content delta handed over at ``now`` (loop seconds): due at ``due``, after the
+        previous delta of its stream at ``previous`` (None for the first), request at ``t0``."""
+        if previous is None:
+            self._add("ttft", self.ttft, (now - t0) * 1000.0)
+        else:
+            self._add("gaps", self.gaps, (now - previous) * 1000.0)
+        self._add("late", self.late, (now - due) * 1000.0)
+
+    def snapshot(self) -> dict[str, Any]:
+        """The distributions so far: ``ttft_ms``, ``itl_ms`` (every gap), ``late_ms``."""
+        return {
+            "ttft_ms": _stats(self.ttft, self.counts["ttft"]),
+            "itl_ms": _stats(self.gaps, self.counts["gaps"]),
+            "late_ms": _stats(self.late, self.counts["late"]),
+        }

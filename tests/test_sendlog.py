@@ -1,0 +1,32 @@
+"""The reference's send log (``serve --calibration``): what it records and how it summarizes."""
+
+from __future__ import annotations
+
+from chatconform.reference.sendlog import SendLog
+
+
+def test_first_delta_gaps_and_lateness() -> None:
+    log = SendLog()
+    # one stream received at t=10.000 s: deltas due at +0.200, +0.220, +0.240 s
+    log.delta(10.0, 10.200, 10.2015, None)  # 1.5 ms late
+    log.delta(10.0, 10.220, 10.2300, 10.2015)  # 10 ms late: the gap shows it
+    log.delta(10.0, 10.240, 10.2400, 10.2300)  # on time: a short gap after a late one
+    snap = log.snapshot()
+    assert snap["ttft_ms"]["count"] == 1
+    assert abs(snap["ttft_ms"]["p50"] - 201.5) < 1e-6
+    assert snap["itl_ms"]["count"] == 2
+    assert abs(snap["itl_ms"]["max"] - 28.5) < 1e-6
+    assert abs(snap["itl_ms"]["p50"] - 10.0) < 1e-6  # nearest rank: the lower of two
+    assert abs(snap["late_ms"]["max"] - 10.0) < 1e-6
+    log.reset()
+    assert log.snapshot()["late_ms"]["count"] == 0
+
+
+def test_bounded_but_counting() -> None:
+    log = SendLog(cap=3)
+    for i in range(10):
+        log.delta(0.0, 0.1, 0.1 + i / 1000, None)
+    ttft = log.snapshot()["ttft_ms"]
+    assert ttft["count"] == 10
+    assert ttft["kept"] == 3
+    assert abs(ttft["max"] - 102.0) < 1e-6  # the first 3 kept
