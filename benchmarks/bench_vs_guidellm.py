@@ -67,6 +67,7 @@ class Cell:
     itl_p50: float | None = None  # chatconform: per gap; GuideLLM: per-request mean (all it has)
     itl_mean_p50: float | None = None  # per-request mean gap: chatconform's TPOT, GuideLLM's ITL
     requests: int = 0
+    concurrency: float | None = None  # achieved, by Little's law: ok req/s × mean E2E
     saturated: bool = False
     error: str | None = None
     server: dict[str, Any] = field(default_factory=dict)
@@ -122,8 +123,10 @@ def run_chatconform(
             return Cell(error=f"chatconform load exited {proc.returncode}: {tail[:200]}")
         s = json.loads(path.read_text())
     ep = s["endpoints"]["completions"]
-    t, i, m = ep["ttft_ms"], ep["itl_ms"], ep["tpot_ms"]
-    return Cell(t["p50"], t["p99"], i["p50"], m["p50"], ep["ok"], bool(s["client"]["saturated"]))
+    t, i, m, e2e = ep["ttft_ms"], ep["itl_ms"], ep["tpot_ms"], ep["e2e_ms"]
+    conc = ep["requests_per_s"] * e2e["mean"] / 1000.0 if e2e.get("mean") is not None else None
+    return Cell(t["p50"], t["p99"], i["p50"], m["p50"], ep["ok"], conc,
+                bool(s["client"]["saturated"]))  # fmt: skip
 
 
 # -- GuideLLM ----------------------------------------------------------------------------------
@@ -210,14 +213,18 @@ class GuideLLM:
             return Cell(error=f"guidellm run did not end in {seconds + 600} s")
         if proc.returncode != 0 or not out.exists():
             return Cell(error=f"guidellm run exited {proc.returncode}: {_last_line(proc.stderr)}")
-        bench = json.loads(out.read_text())["benchmarks"][0]["metrics"]
+        report = json.loads(out.read_text())["benchmarks"][0]
+        bench = report["metrics"]
         ttft = bench["time_to_first_token_ms"]["successful"]
         itl = bench["inter_token_latency_ms"]["successful"]
         if not ttft["count"]:
             return Cell(error="guidellm completed no request")
         itl_p50 = itl["percentiles"]["p50"]
+        ok = bench["request_totals"]["successful"]
+        latency_s = bench["request_latency"]["successful"]["mean"]
+        conc = ok / report["duration"] * latency_s if report.get("duration") else None
         return Cell(ttft["percentiles"]["p50"], ttft["percentiles"]["p99"], itl_p50, itl_p50,
-                    bench["request_totals"]["successful"])  # fmt: skip
+                    ok, conc)  # fmt: skip
 
 
 def _last_line(text: str) -> str:
@@ -261,6 +268,7 @@ def summarize(cells: list[Cell]) -> Cell:
         median([c.itl_p50 for c in ok]),
         median([c.itl_mean_p50 for c in ok]),
         int(statistics.median([c.requests for c in ok])),
+        median([c.concurrency for c in ok]),
         any(c.saturated for c in ok),
         None,
         server,
@@ -276,7 +284,7 @@ def print_table(rows: dict[int, dict[str, Cell]], args: argparse.Namespace, runs
     truth = {"ttft_p50": args.ttft_ms, "ttft_p99": args.ttft_ms, "itl_p50": args.itl_ms,
              "itl_mean_p50": args.itl_ms}  # fmt: skip
     head = (
-        f"{'streams':>7} {'tool':<12} {'reqs':>5} | {'TTFT p50':>8} {'err':>7} {'client':>7} | "
+        f"{'streams':>7} {'tool':<12} {'reqs':>5} {'conc':>5} | {'TTFT p50':>8} {'err':>7} {'client':>7} | "
         f"{'TTFT p99':>8} {'err':>7} {'client':>7} | {'ITL p50':>7} {'err':>6} {'client':>6} | "
         f"{'mean/req':>8} {'err':>6} | {'server sent TTFT p50/p99, gap p50':>33}"
     )
@@ -289,7 +297,7 @@ def print_table(rows: dict[int, dict[str, Cell]], args: argparse.Namespace, runs
         errs: dict[str, dict[str, float | None]] = {}
         for tool, c in tools.items():
             if c.error is not None:
-                print(f"{streams:>7} {tool:<12} {'':>5} | not run: {c.error}")
+                print(f"{streams:>7} {tool:<12} {'':>5} {'':>5} | not run: {c.error}")
                 continue
             vals = {"ttft_p50": c.ttft_p50, "ttft_p99": c.ttft_p99, "itl_p50": c.itl_p50,
                     "itl_mean_p50": c.itl_mean_p50}  # fmt: skip
@@ -298,8 +306,9 @@ def print_table(rows: dict[int, dict[str, Cell]], args: argparse.Namespace, runs
             srv = (f"{fmt(c.server.get('ttft_p50'))}/{fmt(c.server.get('ttft_p99'))}, "
                    f"{fmt(c.server.get('itl_p50'))}")  # fmt: skip
             star = "*" if tool == "guidellm" else " "
+            conc = "-" if c.concurrency is None else f"{c.concurrency:.0f}"
             print(
-                f"{streams:>7} {tool:<12} {c.requests:>5} | {fmt(c.ttft_p50):>8} "
+                f"{streams:>7} {tool:<12} {c.requests:>5} {conc:>5} | {fmt(c.ttft_p50):>8} "
                 f"{fmt(errs[tool]['ttft_p50'], True):>7} {fmt(cl['ttft_p50'], True):>7} | "
                 f"{fmt(c.ttft_p99):>8} {fmt(errs[tool]['ttft_p99'], True):>7} "
                 f"{fmt(cl['ttft_p99'], True):>7} | {fmt(c.itl_p50):>6}{star} "
@@ -311,13 +320,15 @@ def print_table(rows: dict[int, dict[str, Cell]], args: argparse.Namespace, runs
             ours, theirs = errs["chatconform"], errs["guidellm"]
             r = {k: ratio(theirs[k], ours[k]) for k in truth}
             print(
-                f"{streams:>7} {'err ratio':<12} {'':>5} | {'':>8} {r['ttft_p50']:>7} {'':>7} | "
+                f"{streams:>7} {'err ratio':<12} {'':>5} {'':>5} | {'':>8} {r['ttft_p50']:>7} {'':>7} | "
                 f"{'':>8} {r['ttft_p99']:>7} {'':>7} | {'':>7} {r['itl_p50']:>6} {'':>6} | "
                 f"{'':>8} {r['itl_mean_p50']:>6} |"
             )
     print(
         "\nnotes: err ratio = |GuideLLM err| / |chatconform err| vs the injected truth (> 1: "
         "chatconform closer; errors under 0.01 ms count as 0.01).\n"
+        "  reqs = completed requests of a run; conc = the concurrency reached (Little's law: "
+        "completed req/s × mean E2E),\n  against the streams asked for.\n"
         "  chatconform: TTFT = first content delta read − request sent; ITL p50 = every gap "
         "between content deltas, pooled (per gap);\n  mean/req = its TPOT, (E2E − TTFT) / "
         "(deltas − 1) per request.\n"
