@@ -97,7 +97,9 @@ K = TypeVar("K")
 R = TypeVar("R")
 
 
-def concurrently(job: Callable[[K, Path], R], keys: Iterable[K], tmp_path: Path) -> dict[K, R]:
+def concurrently(
+    job: Callable[[K, Path], R], keys: Iterable[K], tmp_path: Path, width: int = 3
+) -> dict[K, R]:
     """`job(key, tmp_path)` for every key, `width` at a time (threads; the work is in child
     processes that mostly wait on timeouts, and each still needs some CPU of its own on a 2-core
     machine that the other pytest worker shares), results in the keys' order. The first exception of

@@ -46,7 +46,7 @@ import requests
 import schemathesis
 from hypothesis import HealthCheck, Phase
 from schemathesis import Case, Response
-from schemathesis.checks import CHECKS, load_all_checks
+from schemathesis.checks import CHECKS, CheckFunction, load_all_checks
 from schemathesis.config import SchemathesisConfig
 from schemathesis.core.failures import Failure, FailureGroup
 from schemathesis.engine.statistic import GroupedFailures
@@ -434,27 +434,48 @@ class Fuzzer:
         if truncated:
             stats.truncated_streams += 1
             self.report(_truncated_note(op_id, ex), (label, "truncated-stream"))
+        pure: list[CheckFunction] = []
+        alone: list[CheckFunction] = []  # checks that send requests of their own: run once each
         for check in self.checks:
             name = check.__name__
             if truncated and name == "response_schema_conformance":
                 continue  # the raw bytes kept are a prefix: never judge a prefix as whole
-            if name == "ignored_auth" and not self._probe_auth(label, ex):
+            if name == "ignored_auth":
+                if self._probe_auth(label, ex):
+                    alone.append(check)
                 continue
-            try:
-                case.validate_response(
-                    response,
-                    checks=[check],
-                    headers=dict(ex.request_headers),
-                    transport_kwargs={
-                        "base_url": self.target.base_url,
-                        "timeout": self.target.limits.timeout,
-                    },
-                )
-            except FailureGroup as group:
-                for failure in group.exceptions:
-                    if isinstance(failure, Failure):
-                        self.failed(case, ex, response, name, failure, phase, stats)
+            pure.append(check)
+        # Schemathesis merges its configuration anew on every validate_response call (most of
+        # the fuzz suite's CPU when called per check): the side-effect-free checks go in one call,
+        # and only when that call fails are they run one by one, to name the check of each failure
+        if pure and self._validate(case, ex, response, pure):
+            alone = pure + alone
+        for check in alone:
+            for failure in self._validate(case, ex, response, [check]):
+                self.failed(case, ex, response, check.__name__, failure, phase, stats)
         return response
+
+    def _validate(
+        self,
+        case: Case,
+        ex: Exchange,
+        response: Response,
+        checks: list[CheckFunction],
+    ) -> list[Failure]:
+        """The failures of `checks` on one response (Schemathesis's validate_response)."""
+        try:
+            case.validate_response(
+                response,
+                checks=checks,
+                headers=dict(ex.request_headers),
+                transport_kwargs={
+                    "base_url": self.target.base_url,
+                    "timeout": self.target.limits.timeout,
+                },
+            )
+        except FailureGroup as group:
+            return [f for f in group.exceptions if isinstance(f, Failure)]
+        return []
 
     def _probe_auth(self, label: str, ex: Exchange) -> bool:
         """ignored_auth re-sends a 2xx request without its key and with a wrong one (AUTH-1):
