@@ -24,49 +24,80 @@ def shared_reference() -> Iterator[EmbeddedServer]:
 
 
 # Scheduling on few cores (CI: `pytest -n 2`). The suite's wall time is set by its long end-to-end
-# tests (two default runs, a strict run, each fault's run, the fuzz faults, the README walk-through,
-# hostile targets, load runs): started last, one of them holds a worker alone while the other
-# idles. So they are collected first, longest single test first (as measured with
-# `pytest -n 2 --durations=40` on 2 cores, issue 14), and xdist's default `load` distribution is
-# switched to `worksteal`: an idle worker takes queued tests from a busy one instead of waiting, and
-# each worker starts from a contiguous half of the collection, which keeps a module's tests (and its
-# module-scoped fixture) together more than `load` does. No test is dropped or changed, only the order.
-SLOW_FIRST: tuple[str, ...] = (
-    "test_run_verdicts.py",
-    "test_readme.py::test_readme_walk_through_verbatim",
-    "test_fuzz.py",
-    "test_conformance.py",
-    "test_secrets.py",
-    "test_hostile.py",
-    "test_examples.py",
-    "test_agent_budget.py",
-    "test_confirm.py",
-    "test_load_profiles.py",
-    "test_load_distributed.py",
-    "test_load_sweep.py",
-    "test_load_conformance.py",
-    "test_report.py",
-    "test_sdk.py",
-    "test_load_cli.py",
-    "test_reference_stress.py",
-    "test_wheel.py",
-    "test_cli.py",
-    "test_load_stream.py",
-    "test_sse_differential.py",
-    "test_spec.py",
+# tests (each fault's run, the strict runs, the fuzz faults, the README walk-through, the hostile
+# families, load runs). xdist's `worksteal` gives each worker a contiguous share of the collection
+# and lets an idle worker take the back half of a busy one's queue. Started last, or all on one
+# worker, the long tests leave the other worker idle at the end. So the collection is laid out in
+# one contiguous share per worker, each starting with its part of the long tests, dealt longest
+# first to the share with the least expected time (LPT), the short tests filling the rest. No test is
+# dropped or changed, only the order. Expected seconds per test, as measured with `pytest -n 2` on 2
+# cores (issue 14); anything not listed counts as short.
+EXPECTED_S: tuple[tuple[str, float], ...] = (
+    ("test_hostile.py::test_default_options_end_every_hostile_kind", 300),
+    ("test_hostile.py::test_hostile_target_is_survived", 150),
+    ("test_conformance.py::test_reference_passes_strict_with_the_same_verdicts_twice", 80),
+    ("test_readme.py::test_readme_walk_through_verbatim", 76),
+    ("test_fuzz.py::test_reference_passes_strict_and_reproducibly", 70),
+    ("test_fuzz.py::test_fuzz_only_faults", 35),
+    ("test_hostile.py::test_load_against_a_hostile_target_ends_on_time", 32),
+    ("test_fuzz.py::test_lenient_server_passes_strict", 31),
+    ("test_fuzz.py::test_capped_fuzz_run_skips_naming_the_cap", 24),
+    ("test_conformance.py::test_fault_fails_its_rule", 17),
+    ("test_conformance.py::test_legitimate_variation_passes", 17),
+    ("test_conformance.py::test_flaky", 8),
+    ("test_fuzz.py::test_schemathesis_cli_applies_the_rejection_list", 16),
+    ("test_hostile.py::test_memory_stays_bounded", 15),
+    ("test_sdk.py::test_strict_completions_run_against_random_replies", 15),
+    ("test_load_distributed.py", 12),
+    ("test_load_profiles.py", 9),
+    ("test_load_cli.py", 8),
+    ("test_spec.py::test_reference_passes_a_short_schemathesis_run", 13),
+    ("test_load_stream.py", 4),
+    ("test_agent_budget.py", 9),
+    ("test_secrets.py", 8),
+    ("test_examples.py", 8),
+    ("test_confirm.py", 3),
+    ("test_run_verdicts.py", 3),
+    ("test_wheel.py", 10),
+    ("test_cli.py", 3),
+    ("test_report.py", 3),
+    ("test_load_sweep.py", 4),
+    ("test_load_conformance.py", 4),
+    ("test_reference_stress.py", 4),
+    ("test_sse_differential.py", 1),
 )
 
 
-def _rank(item: pytest.Item) -> int:
+def _expected(item: pytest.Item) -> float:
     nodeid = item.nodeid.removeprefix("tests/")
-    for i, prefix in enumerate(SLOW_FIRST):
-        if nodeid.startswith(prefix):
-            return i
-    return len(SLOW_FIRST)
+    return next((s for prefix, s in EXPECTED_S if nodeid.startswith(prefix)), 0.0)
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    items.sort(key=_rank)  # stable: the order within a group stays as collected
+def _layout(items: list[pytest.Item], workers: int) -> list[pytest.Item]:
+    """`workers` contiguous shares of equal length, each led by its part of the long tests."""
+    timed = sorted(
+        (i for i in items if _expected(i) >= 1), key=_expected, reverse=True
+    )  # stable: equal estimates keep their collected order
+    short = [i for i in items if _expected(i) < 1]
+    shares: list[list[pytest.Item]] = [[] for _ in range(workers)]
+    loads = [0.0] * workers
+    for item in timed:
+        k = min(range(workers), key=lambda w: (loads[w], len(shares[w])))
+        shares[k].append(item)
+        loads[k] += _expected(item)
+    remaining = len(items)
+    for i, share in enumerate(shares):  # the sizes worksteal's first distribution sends
+        size = remaining // (workers - i)
+        remaining -= size
+        while len(share) < size and short:
+            share.append(short.pop(0))
+    shares[-1].extend(short)
+    return [i for share in shares for i in share]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    workers = int(getattr(config, "workerinput", {}).get("workercount", 1))
+    items[:] = _layout(items, max(1, workers))
 
 
 def pytest_configure(config: pytest.Config) -> None:

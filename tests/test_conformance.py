@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -61,17 +62,29 @@ MAY_ALSO_FAIL: dict[str, set[str]] = {"history-missing-assistant": {"MSG-6"}}
 VARIATIONS = ["crlf", "cr", "keepalive", "nospace", "split-data", "bom", "extra", "dribble"]
 
 
-def test_reference_passes_strict(tmp_path: Path) -> None:
-    run = chatconform("run", "--strict", report_dir=tmp_path)
-    assert run.code == 0, run.stdout[-3000:] + run.stderr[-2000:]
-    verdicts = run.verdicts()
-    not_pass = {rid: v for rid, v in verdicts.items() if v != "PASS"}
-    assert not_pass == {}, run.summary
-    partial = {r["id"]: r["reason"] for r in run.summary["rules"] if r["reason"]}
+def _verdict_digest(summary: dict[str, Any]) -> list[tuple[str, str, list[tuple[str, str]]]]:
+    return [
+        (r["id"], r["verdict"], [(c["id"], c["verdict"]) for c in r["clauses"]])
+        for r in summary["rules"]
+    ]
+
+
+def test_reference_passes_strict_with_the_same_verdicts_twice(tmp_path: Path) -> None:
+    """`run --strict` with default options against the embedded reference: every rule PASS, every
+    clause exercised; and a second run gives the same verdicts, clause by clause (the same seed)."""
+    first = chatconform("run", "--strict", report_dir=tmp_path / "a")
+    assert first.code == 0, first.stdout[-3000:] + first.stderr[-2000:]
+    not_pass = {rid: v for rid, v in first.verdicts().items() if v != "PASS"}
+    assert not_pass == {}, first.summary
+    partial = {r["id"]: r["reason"] for r in first.summary["rules"] if r["reason"]}
     assert partial == {}  # nothing only partly exercised (e.g. the Node SDK check skipped)
-    assert run.summary["strict"] is True
-    assert run.summary["target"]["embedded"] is True
-    assert (tmp_path / "junit.xml").exists()
+    assert first.summary["strict"] is True
+    assert first.summary["target"]["embedded"] is True
+    assert (tmp_path / "a" / "junit.xml").exists()
+    second = chatconform("run", "--strict", report_dir=tmp_path / "b")
+    assert second.code == 0, second.stdout[-3000:] + second.stderr[-2000:]
+    assert first.summary["fuzzSeed"] == second.summary["fuzzSeed"]
+    assert _verdict_digest(first.summary) == _verdict_digest(second.summary)
 
 
 def test_fault_table_covers_every_fault() -> None:
