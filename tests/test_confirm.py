@@ -34,6 +34,7 @@ from chatconform.verdicts import (
     grade_rules,
     overall,
 )
+from fake_items import FakeItem, FakeReport
 
 from harness import chatconform, reference
 
@@ -410,28 +411,8 @@ def test_summary_pages_and_matrix_count_flaky(tmp_path: Path) -> None:
     assert 'class="badge v-FLAKY"' in matrix
 
 
-@dataclass
-class _Mark:
-    args: tuple[str, ...]
-
-
-@dataclass
-class _Item:
-    nodeid: str
-    rules: tuple[str, ...]
-
-    def iter_markers(self, name: str) -> list[_Mark]:
-        return [_Mark(self.rules)] if name == "rule" else []
-
-
-@dataclass
-class _Report:
-    skipped: bool = False
-    failed: bool = False
-
-
-def _xfailed(reason: str) -> _Report:
-    report = _Report(skipped=True)
+def _xfailed(reason: str) -> FakeReport:
+    report = FakeReport(skipped=True)
     report.wasxfail = reason  # type: ignore[attr-defined]  # set by pytest on an xfailed report
     return report
 
@@ -453,7 +434,7 @@ def _allure(state: _AllureState, rule: str, report: Any) -> Any:
     for f in state.findings:
         f.test = "suite.py::test_x"
     aug = AllureAugmenter(config=None, state=state, alluredir=Path("."))  # type: ignore[arg-type]
-    aug.current = _Item("suite.py::test_x", (rule,))  # type: ignore[assignment]
+    aug.current = FakeItem("suite.py::test_x", (rule,))  # type: ignore[assignment]
     aug.reports = [report]
     result = TestResult(name="test_x", status="failed")
     aug.augment(result)
@@ -478,12 +459,12 @@ def test_allure_shows_flaky_xfail_and_xpass_distinctly() -> None:
                 return str(c["name"])
         return None
 
-    r = _allure(_AllureState(findings=[_flaky()]), "SSE-5", _Report())
+    r = _allure(_AllureState(findings=[_flaky()]), "SSE-5", FakeReport())
     assert (r.status, _labels(r, "verdict")) == ("passed", ["FLAKY"])
     assert r.statusDetails.flaky is True
     assert r.statusDetails.message.startswith("FLAKY SSE-5")
     assert category(r) == "Flaky (FLAKY): failures that did not recur when re-run"
-    gating = _allure(_AllureState(findings=[_flaky()], flaky_fails=True), "SSE-5", _Report())
+    gating = _allure(_AllureState(findings=[_flaky()], flaky_fails=True), "SSE-5", FakeReport())
     assert gating.status == "failed"
     assert gating.statusDetails.flaky is True
 
@@ -518,11 +499,11 @@ def _allure_passing(state: _AllureState, stash: dict[str, Outcome]) -> Any:
 
     expect = Expect()
     expect.check(stash["examined"])
-    item = _Item("suite.py::test_x", ("SSE-5",))
+    item = FakeItem("suite.py::test_x", ("SSE-5",))
     item.stash = {EXPECT: expect}  # type: ignore[attr-defined]
     aug = AllureAugmenter(config=None, state=state, alluredir=Path("."))  # type: ignore[arg-type]
     aug.current = item  # type: ignore[assignment]
-    aug.reports = [_Report()]  # type: ignore[list-item]
+    aug.reports = [FakeReport()]  # type: ignore[list-item]
     result = TestResult(name="test_x", status="passed")
     aug.augment(result)
     return result

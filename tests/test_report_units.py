@@ -19,6 +19,7 @@ from chatconform.report.load import parse_sample, read_load
 from chatconform.report.redact import scrub
 from chatconform.report.util import ReportError
 from chatconform.verdicts import Finding
+from fake_items import FakeItem, FakeReport
 
 SUMMARY = {
     "verdict": "PASS",
@@ -165,26 +166,6 @@ def test_no_node_gives_the_install_command(tmp_path: Path, monkeypatch: pytest.M
 
 # -- Allure grading of harness errors ---------------------------------------------------------
 @dataclass
-class _Mark:
-    args: tuple[str, ...]
-
-
-@dataclass
-class _Item:
-    nodeid: str
-    rules: tuple[str, ...]
-
-    def iter_markers(self, name: str) -> list[_Mark]:
-        return [_Mark(self.rules)] if name == "rule" else []
-
-
-@dataclass
-class _Report:
-    skipped: bool = False
-    failed: bool = True
-
-
-@dataclass
 class _State:
     strict: bool = False
     target: Any = None
@@ -196,8 +177,8 @@ def _augment(finding: Finding) -> Any:
 
     finding.test = "suite.py::test_x"
     aug = AllureAugmenter(config=None, state=_State(findings=[finding]), alluredir=Path("."))  # type: ignore[arg-type]
-    aug.current = _Item("suite.py::test_x", (finding.rule,))  # type: ignore[assignment]
-    aug.reports = [_Report()]  # type: ignore[list-item]
+    aug.current = FakeItem("suite.py::test_x", (finding.rule,))  # type: ignore[assignment]
+    aug.reports = [FakeReport(failed=True)]  # type: ignore[list-item]
     result = TestResult(name="test_x", status="broken")
     aug.augment(result)
     return result
@@ -260,8 +241,8 @@ def test_allure_note_never_changes_the_status() -> None:
     note = Finding(rule="SES-1", expected="x", got="y", level="I")
     note.test = "suite.py::test_x"
     aug = AllureAugmenter(config=None, state=_State(findings=[note]), alluredir=Path("."))  # type: ignore[arg-type]
-    aug.current = _Item("suite.py::test_x", ("SES-1",))  # type: ignore[assignment]
-    aug.reports = [_Report(failed=False)]  # type: ignore[list-item]
+    aug.current = FakeItem("suite.py::test_x", ("SES-1",))  # type: ignore[assignment]
+    aug.reports = [FakeReport(failed=False)]  # type: ignore[list-item]
     result = TestResult(name="test_x", status="passed")
     aug.augment(result)
     assert result.status == "passed"
