@@ -18,7 +18,7 @@ from chatconform.checks.completions import (
     sdk_unavailable,
 )
 from chatconform.client import Client
-from chatconform.plugin import Expect, unknown_id
+from chatconform.plugin import Expect, sdk_languages, unknown_id
 from chatconform.target import Target
 
 QUESTION = "What are your opening hours?"
@@ -107,10 +107,19 @@ def test_streamed_equals_plain(api: Client, expect: Expect, agent_id: str, targe
 @pytest.mark.rule("OAI-5")
 @pytest.mark.parametrize("language", ["python", "node"])
 def test_official_sdk(
-    expect: Expect, agent_id: str, target: Target, budget: Budget | None, language: str
+    expect: Expect,
+    agent_id: str,
+    target: Target,
+    budget: Budget | None,
+    language: str,
+    request: pytest.FixtureRequest,
 ) -> None:
     """A plain and a streamed completion through the official SDK: each succeeds, and the text it
     hands its caller is the text chatconform reads in the copy of the bytes that SDK parsed."""
+    if language not in sdk_languages(request.config):
+        why = f"not run: --sdk {request.config.getoption('cc_sdk')} leaves the {language} SDK out"
+        expect.check(sdk_unavailable(language, why))
+        pytest.skip(why)
     if language == "node":
         why_not = sdk.node_unavailable()
         if why_not:

@@ -323,9 +323,10 @@ def test_strict_completions_run_against_random_replies(tmp_path: Path) -> None:
             str(server.credentials),
         )
         run = chatconform(*args, report_dir=tmp_path / "undeclared")
-        declared = chatconform(
-            *args, report_dir=tmp_path / "declared", env={"FLOWYTE_DETERMINISTIC": "1"}
-        )
+        declared = chatconform(  # only the Python SDK this time: OAI-5 partly exercised
+            *args, "--sdk", "python", report_dir=tmp_path / "declared",
+            env={"FLOWYTE_DETERMINISTIC": "1"},
+        )  # fmt: skip
     assert run.code == 0, run.stdout[-3000:] + run.stderr[-2000:]
     rules = {r["id"]: r for r in run.summary["rules"]}
     assert rules["OAI-5"]["verdict"] == "PASS"
@@ -338,3 +339,22 @@ def test_strict_completions_run_against_random_replies(tmp_path: Path) -> None:
     assert run.summary["target"]["deterministic"] is False
     assert declared.code == 1
     assert declared.failed() == {"OAI-6"}
+    oai5 = next(r for r in declared.summary["rules"] if r["id"] == "OAI-5")
+    assert oai5["verdict"] == "PASS"  # what ran passed; what was left out is said, not passed
+    assert {c["id"]: c["verdict"] for c in oai5["clauses"]} == {
+        "python-plain": "PASS", "python-stream": "PASS", "node-plain": "SKIP", "node-stream": "SKIP",
+    }  # fmt: skip
+    assert "node-plain not run: --sdk python leaves the node SDK out" in oai5["reason"]
+
+
+def test_sdk_option_names_languages_or_none(tmp_path: Path) -> None:
+    assert sdk.parse_languages("python,node") == ("python", "node")
+    assert sdk.parse_languages(" Node ") == ("node",)
+    assert sdk.parse_languages("none") == ()
+    for bad in ("java", "", "python,ruby"):
+        with pytest.raises(ValueError, match="a comma list of python, node, or none"):
+            sdk.parse_languages(bad)
+    run = chatconform("run", "--sdk", "java", report_dir=tmp_path)
+    assert run.code == 2
+    assert "--sdk 'java': a comma list of python, node, or none" in run.stderr
+    assert "Traceback" not in run.stderr

@@ -88,6 +88,11 @@ def _add_run_options(run: argparse.ArgumentParser) -> None:
         "--flaky", choices=("fail", "warn"), default=None,
         help="whether a FLAKY rule fails the run (default: fail under --strict, else warn)",
     )  # fmt: skip
+    run.add_argument(
+        "--sdk", default=None, metavar="LANGS",
+        help="the official SDKs OAI-5 runs: python, node, both comma-separated, or none; one left "
+        "out is SKIP with that reason (default: python,node)",
+    )  # fmt: skip
     run.add_argument("-v", "--verbose", action="store_true", help="pytest's per-test output")
     _add_config_option(run)
 

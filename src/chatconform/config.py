@@ -44,6 +44,7 @@ RUN: Spec = {
     "strict_expectations": (bool, "strict_expectations"),
     "confirm": (int, "confirm"),
     "flaky": (str, "flaky"),
+    "sdk": (str, "sdk"),
 }
 BOUNDS: Spec = {
     "timeout": ((int, float), "timeout"),

@@ -291,6 +291,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="requests that may invoke the target's agent beyond N are not sent; the rules left "
         f"unexercised are SKIP ('none': no cap; default {DEFAULT_MAX_AGENT_CALLS})",
     )  # fmt: skip
+    group.addoption(
+        "--sdk", dest="cc_sdk", default="python,node", metavar="LANGS",
+        help="the official SDKs OAI-5 runs: python, node, both comma-separated, or none",
+    )  # fmt: skip
+
+
+def sdk_languages(config: pytest.Config) -> tuple[str, ...]:
+    """The SDKs OAI-5 runs (--sdk), a bad value a pytest usage error."""
+    from chatconform.sdk import parse_languages
+
+    try:
+        return parse_languages(config.getoption("cc_sdk"))
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 def agent_call_cap(value: str | int | None) -> int | None:
@@ -332,6 +346,7 @@ def pytest_configure(config: pytest.Config) -> None:
     else:
         state.shared_dir = Path(tempfile.mkdtemp(prefix="chatconform-run-"))
         state.owns_shared_dir = True
+    sdk_languages(config)  # a bad --sdk is a usage error before any test runs
     state.agent_calls = AgentCalls(
         agent_call_cap(config.getoption("cc_max_agent_calls")),
         state.shared_dir / "agent-calls.json",

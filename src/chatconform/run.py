@@ -99,6 +99,13 @@ def run_command(args: argparse.Namespace) -> int:
     if args.concurrency > 1 and not xdist:
         raise UsageError("--concurrency above 1 needs pytest-xdist (pip install pytest-xdist)")
     cap = _agent_cap(args.max_agent_calls)
+    if args.sdk is not None:
+        from chatconform.sdk import parse_languages
+
+        try:
+            parse_languages(args.sdk)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
     limits = Limits(
         args.timeout,
         args.stream_timeout,
@@ -129,6 +136,8 @@ def run_command(args: argparse.Namespace) -> int:
         if args.max_examples is not None:
             extra += ["--fuzz-max-examples", str(args.max_examples)]
         extra += ["--max-agent-calls", "none" if cap is None else str(cap)]
+        if args.sdk is not None:
+            extra += ["--sdk", args.sdk]
         if args.concurrency > 1:  # pytest-xdist workers; the plugin gates timing-sensitive tests
             extra += ["-n", str(args.concurrency), "--dist", "load"]
         else:

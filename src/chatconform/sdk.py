@@ -41,6 +41,7 @@ INSTALL_HINT = (
     f"install Node.js 18+ with npm and rerun: chatconform installs {NODE_SDK_SPEC} into "
     f"{NODE_DIR} (./scripts/setup does it too)"
 )
+LANGUAGES = ("python", "node")
 Mode = Literal["plain", "stream"]
 MODES: tuple[Mode, ...] = ("plain", "stream")
 
@@ -82,6 +83,17 @@ class SdkCall:
     text: str | None = None
     error: str | None = None
     exchange: Exchange | None = None  # the response the SDK parsed, as chatconform records it
+
+
+def parse_languages(text: str) -> tuple[str, ...]:
+    """The SDKs OAI-5 runs (`--sdk`): a comma list of python and node, or none."""
+    if text.strip().lower() == "none":
+        return ()
+    chosen = [t.strip().lower() for t in text.split(",") if t.strip()]
+    unknown = [t for t in chosen if t not in LANGUAGES]
+    if unknown or not chosen:
+        raise ValueError(f"--sdk {text!r}: a comma list of {', '.join(LANGUAGES)}, or none")
+    return tuple(lang for lang in LANGUAGES if lang in chosen)
 
 
 # -- the copy, as an Exchange ---------------------------------------------------------------
