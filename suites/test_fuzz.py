@@ -30,7 +30,9 @@ from chatconform.fuzz import DEFAULT_MAX_EXAMPLES, Fuzzer, FuzzSettings, Statefu
 from chatconform.plugin import STATE, Expect
 from chatconform.target import Target
 
-pytestmark = pytest.mark.family("fuzz")
+# per_case: each fuzz case is judged on its own, so a case the agent-call cap kept back takes
+# nothing from what the cases that were sent showed (the plugin keeps their evidence)
+pytestmark = [pytest.mark.family("fuzz"), pytest.mark.per_case]
 
 STATELESS_RULES = (
     "ERR-1", "ERR-2", "ERR-4", "ENV-1", "AUTH-1", "SES-1", "SES-4", "SES-5", "SES-7", "MSG-1",
@@ -55,11 +57,13 @@ def fuzzer(
     except ValueError as exc:
         pytest.exit(f"chatconform: {exc}", returncode=2)
     settings = FuzzSettings(
-        seed=seed, max_examples=fuzz_options["max_examples"] or DEFAULT_MAX_EXAMPLES
+        seed=seed,
+        max_examples=fuzz_options["max_examples"] or DEFAULT_MAX_EXAMPLES,
+        concurrency=fuzz_options["concurrency"],
     )
     line = (
-        f"chatconform fuzz: seed {settings.seed}, max examples {settings.max_examples} "
-        f"(replay with --seed {settings.seed})"
+        f"chatconform fuzz: seed {settings.seed}, max examples {settings.max_examples}, "
+        f"{settings.concurrency} in flight (replay with --seed {settings.seed})"
     )
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
     capture = request.config.pluginmanager.get_plugin("capturemanager")

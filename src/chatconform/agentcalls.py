@@ -191,7 +191,25 @@ class AgentCalls:
 
         self._update(settle)
 
+    def refuse(self) -> str:
+        """Count a request that may invoke the agent and that its sender keeps back for the cap
+        (the fuzz suite, which shares what is left between its tests); the reason, as claim's."""
+
+        def refuse(data: dict[str, Any]) -> None:
+            data["refused"] += 1
+            self._suite(data, self.suite)["refused"] += 1
+            self.refused_here += 1
+
+        self._update(refuse)
+        return f"not sent: {self.limit_text}"
+
     # -- order between suites -----------------------------------------------------------
+    def ready(self) -> None:
+        """For a late suite: wait until the scenario suites finished, so that what is left (and
+        how a late test shares it out) no longer changes under it."""
+        if self.late:
+            self.wait_for(FIRST, self.first_tests, self.deadline)
+
     def done(self, what: str) -> None:
         """One more test of a kind finished (FIRST: a scenario test; LATE: a late suite's), in any
         process of the run."""
@@ -217,6 +235,10 @@ class AgentCalls:
             return None
         data = self.snapshot()
         return max(0, self.cap - data["calls"] - data["inFlight"])
+
+    def spent(self) -> int:
+        """Agent calls made so far (accepted requests), in every process of the run."""
+        return int(self.snapshot()["calls"])
 
     def snapshot(self) -> dict[str, Any]:
         with self._ledger() as data:

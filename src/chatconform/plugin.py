@@ -272,6 +272,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )  # fmt: skip
     group.addoption("--fuzz-seed", dest="cc_fuzz_seed", default=None)  # an integer or "random"
     group.addoption("--fuzz-max-examples", dest="cc_fuzz_max_examples", type=int, default=None)
+    group.addoption(
+        "--fuzz-concurrency", dest="cc_fuzz_concurrency", type=int, default=None, metavar="N",
+        help="fuzz cases in flight at once (default: the pytest-xdist workers, else 1)",
+    )  # fmt: skip
     group.addoption("--embedded-target", dest="cc_embedded", action="store_true", default=False)
     group.addoption("--expectations", dest="cc_expectations", default=None,
                     help="known-failure expectations file (YAML or TOML)")  # fmt: skip
@@ -318,6 +322,11 @@ def agent_call_cap(value: str | int | None) -> int | None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "rule(*ids): the contract rule ids a suite test checks")
     config.addinivalue_line("markers", "family(name): the suite family of a test")
+    config.addinivalue_line(
+        "markers",
+        "per_case: each request of the test is judged on its own (a fuzz case): a request the "
+        "agent-call cap kept back takes nothing from what the others showed",
+    )
     limits = Limits()
     if config.getoption("cc_timeout"):
         limits.timeout = config.getoption("cc_timeout")
@@ -483,10 +492,13 @@ def report_dir(request: pytest.FixtureRequest) -> Path:
 
 @pytest.fixture(scope="session")
 def fuzz_options(request: pytest.FixtureRequest) -> dict[str, Any]:
-    """--fuzz-seed (text) and --fuzz-max-examples (None: the fuzz suite's defaults)."""
+    """--fuzz-seed (text), --fuzz-max-examples (None: the fuzz suite's defaults) and
+    --fuzz-concurrency (default: as many cases in flight as the run has xdist workers)."""
+    workers = getattr(request.config, "workerinput", {}).get("workercount", 1)
     return {
         "seed": request.config.getoption("cc_fuzz_seed"),
         "max_examples": request.config.getoption("cc_fuzz_max_examples"),
+        "concurrency": max(1, request.config.getoption("cc_fuzz_concurrency") or int(workers)),
     }
 
 
@@ -656,7 +668,11 @@ def _record(
     for ex in log:
         every.extend(every_response(ex))
     limit = _limited(item, state)
-    if limit is not None:
+    per_case = item.get_closest_marker("per_case") is not None
+    if limit is not None and per_case:
+        found.extend(every)
+        found = _cases_within_limit(found, declared, limit)
+    elif limit is not None:
         found = _within_limit(found, every, log, declared, limit)
     else:
         found.extend(every)
@@ -676,9 +692,12 @@ def _record(
     rec.evidence = Counter(found.examined)
     rec.unexercised = dict(found.unexercised)
     completed = call.when == "call" and call.excinfo is None
+    judged_any = bool(set(declared) & (found.rules_examined() | {f.rule for f in found}))
     if limit is not None:
+        judged = found.rules_examined() | {f.rule for f in found}
         for rid in declared:  # what it kept judged is in the findings; the rest waits on the cap
-            rec.skipped.setdefault(rid, limit)
+            if not (per_case and rid in judged):
+                rec.skipped.setdefault(rid, limit)
     elif not completed:
         # a test stopped early proves nothing about the rules it did not get to
         cause = next((f for f in found if not f.is_note), None)
@@ -699,6 +718,8 @@ def _record(
             text = target.redact(text)
         report.longrepr = text
         _mark_expected(report, state, failing)
+    elif limit is not None and per_case and judged_any and completed:
+        report.outcome = "passed"  # what it sent passed; the clauses the cap kept back are SKIP
     elif limit is not None:
         report.outcome = "skipped"  # neither passed nor failed: it could not do what it aims at
         report.longrepr = (str(item.path), item.location[1] or 0, f"Skipped: {limit}")
@@ -743,6 +764,19 @@ def _within_limit(
         for cid, _ in RULES[rid].clauses:
             kept.unexercised.setdefault((rid, cid), limit)
     return kept
+
+
+def _cases_within_limit(found: Outcome, declared: list[str], limit: str) -> Outcome:
+    """A test of independent cases (`per_case`, the fuzz suite) that the agent-call cap kept from
+    sending some: every case that was sent stays judged (its findings and its evidence); only the
+    clauses of the rules it aims at that nothing examined are 'not exercised' naming the limit (a
+    clause with its own reason keeps it)."""
+    failed = {(f.rule, f.clause_id or _any_clause(f.rule)) for f in found if not f.is_note}
+    for rid in declared:
+        for cid, _ in RULES[rid].clauses:
+            if (rid, cid) not in found.examined and (rid, cid) not in failed:
+                found.unexercised.setdefault((rid, cid), limit)
+    return found
 
 
 def _any_clause(rule_id: str) -> str:

@@ -138,6 +138,7 @@ def run_command(args: argparse.Namespace) -> int:
         extra += ["--max-agent-calls", "none" if cap is None else str(cap)]
         if args.sdk is not None:
             extra += ["--sdk", args.sdk]
+        extra += ["--fuzz-concurrency", str(args.concurrency)]  # fuzz cases in flight at once
         if args.concurrency > 1:  # pytest-xdist workers; the plugin gates timing-sensitive tests
             extra += ["-n", str(args.concurrency), "--dist", "load"]
         else:

@@ -34,13 +34,16 @@ import dataclasses
 import hashlib
 import io
 import json
+import queue
+import re
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
+import httpx
 import hypothesis
 import requests
 import schemathesis
@@ -60,6 +63,7 @@ from schemathesis.generation.overrides import Override
 from schemathesis.reporting.junitxml import JunitXmlWriter
 from schemathesis.schemas import APIOperation, BaseSchema
 
+from chatconform.agentcalls import invokes_agent
 from chatconform.budget import Budget
 from chatconform.checks.common import short
 from chatconform.checks.errors import every_response
@@ -73,6 +77,7 @@ from chatconform.fuzz.streams import (
     request_json,
     stream_findings,
 )
+from chatconform.fuzz.window import Window
 from chatconform.record import Exchange
 from chatconform.spec import SPEC_PATH
 from chatconform.target import Limits, Target
@@ -86,6 +91,9 @@ STREAM_TIMEOUT_S = 10.0
 MAX_BODY_BYTES = 2 * 1024 * 1024
 #: After this many streams of one operation hit the bounds, its remaining stream cases are skipped.
 STREAM_STRIKES = 2
+#: Under a cap on agent calls, the stateless run leaves a third of what is left (at most this many)
+#: to the stateful runs after it, which share it half and half (`stateless_share`, `stateful_share`).
+STATEFUL_RESERVE = 6
 #: Headers Schemathesis adds for its own transport that chatconform's client sets itself.
 _TRANSPORT_HEADERS = {
     "user-agent",
@@ -103,6 +111,14 @@ JUDGES_VALIDATION = frozenset({400, 413, 415, 422})
 #: (`unparsable: true`): invalid JSON, a bare line end, and no body at all (ERR-2).
 PROBE_BODIES: tuple[bytes | None, ...] = (b"{oops", b"\n", None)
 
+#: A post to a session: concurrent ones on one session would get 409 session_busy (MSG-6).
+_SESSION_POST = re.compile(r"^/chat/sessions/([^/?]+)/messages$")
+#: How long a case waits for a session of its own to be free (posts in flight are bounded anyway).
+SESSION_WAIT_S = 120.0
+
+#: One request as the fuzzer sends it: method, path (below the base URL), body, query, headers.
+_Request = tuple[str, str, bytes | None, dict[str, Any] | None, dict[str, str]]
+
 __all__ = ["DEFAULT_MAX_EXAMPLES", "FuzzSettings", "Fuzzer", "OperationStats", "new_seed"]
 
 
@@ -110,6 +126,7 @@ __all__ = ["DEFAULT_MAX_EXAMPLES", "FuzzSettings", "Fuzzer", "OperationStats", "
 class FuzzSettings:
     seed: int
     max_examples: int = DEFAULT_MAX_EXAMPLES
+    concurrency: int = 1  # cases in flight at once (the run's --concurrency)
 
     @property
     def stateful_scenarios(self) -> int:
@@ -208,6 +225,12 @@ class Fuzzer:
         self.schema = load_schema(self.target, settings)
         self.log: list[Exchange] = []
         self.client = Client(self.target, self.log, budget)
+        self.ledger = budget.agent_calls if budget is not None else None
+        self.window = Window(settings.concurrency, self.ledger)
+        # posts sent at once each go to a session of their own: the session the case names, or
+        # one standing in for it (stand-in -> that session; the digests name it as the original)
+        self._stand_ins: dict[str, str] = {}
+        self._free: dict[str, queue.SimpleQueue[str]] = {}
         self.stats: dict[str, OperationStats] = {}
         self.issued: rejection.Issued = {}  # values the target issued (e.g. page cursors)
         self.aliases: dict[str, str] = {}  # ids the target issued -> stable names (digests)
@@ -224,6 +247,7 @@ class Fuzzer:
         self.checks = CHECKS.get_by_names(list(contract.BUILTIN_CHECKS))
 
     def close(self) -> None:
+        self.window.close()
         self.client.close()
 
     # -- findings and evidence ----------------------------------------------------------------
@@ -277,7 +301,13 @@ class Fuzzer:
 
     # -- sending ----------------------------------------------------------------------------
     def send(self, case: Case, key: str | None = None) -> Exchange:
-        """Send `case` through chatconform's client (optionally with another key)."""
+        """Send `case` through chatconform's client (optionally with another key), now."""
+        request = self.prepare(case, key)
+        return self.held_back(request) or self._request(*request)
+
+    def prepare(self, case: Case, key: str | None = None) -> _Request:
+        """The request `case` stands for: method, path, body, query, headers (Unsendable when
+        it cannot be put on the wire)."""
         kw = case.as_transport_kwargs(base_url=self.target.base_url)
         url: str = kw["url"]
         if not url.startswith(self.target.base_url):
@@ -299,7 +329,81 @@ class Fuzzer:
         except (ValueError, TypeError, UnicodeEncodeError) as exc:
             raise Unsendable(f"body cannot be serialized: {exc}") from None
         params = {str(k): v for k, v in (kw.get("params") or {}).items()}
-        return self._request(str(kw["method"]), path, content, params, headers)
+        return str(kw["method"]), path, content, params, headers
+
+    def held_back(self, request: _Request) -> Exchange | None:
+        """A request that may invoke the agent, kept back because no agent call is left for this
+        phase (the cap, or its share of it): recorded as not sent for that limit. None: send it."""
+        method, path, content, _, headers = request
+        url = self.target.url(path)
+        if not invokes_agent(method, url) or self.window.room():
+            return None
+        assert self.ledger is not None
+        ex = Exchange(method, url, headers, content)
+        ex.error = self.ledger.refuse()
+        ex.not_sent = True
+        ex.limit = self.ledger.limit_text
+        ex.t_end_ns = ex.t_start_ns
+        self.log.append(ex)
+        self.capped = ex.limit
+        return ex
+
+    def submit(
+        self, request: _Request, finish: Callable[[Exchange | None], None]
+    ) -> Exchange | None:
+        """Send `request` in the window (concurrently when it has workers); `finish` gets its
+        exchange (None: unsendable) in the order of submission. Returns the exchange when it was
+        held back instead (not sent, nothing to finish)."""
+        held = self.held_back(request)
+        if held is not None:
+            return held
+        method, path, content, params, headers = request
+        url = self.target.url(path)
+        agent = self.window.concurrent and invokes_agent(method, url)
+        release: Callable[[], None] = lambda: None  # noqa: E731
+        if agent:
+            try:  # what httpx would refuse, refused here (a worker thread must not pop the log)
+                httpx.Request(method, url, params=params, content=content, headers=headers)
+            except Exception:
+                finish(None)
+                return None
+            request, release = self._own_session(request)
+
+        def attempt() -> Exchange | None:
+            try:
+                return self._request(*request)
+            except Unsendable:
+                return None
+            finally:
+                release()
+
+        self.window.submit(attempt, finish, agent)
+        return None
+
+    def _own_session(self, request: _Request) -> tuple[_Request, Callable[[], None]]:
+        """A post sent while others are in flight goes to a session no other post in flight
+        uses: the one it names, or one standing in for it (made once, one per worker); the
+        returned callable frees it again."""
+        method, path, content, params, headers = request
+        match = _SESSION_POST.match(path)
+        if match is None:
+            return request, lambda: None
+        sid = unquote(match.group(1))
+        free = self._free.get(sid)
+        if free is None:
+            free = self._free[sid] = queue.SimpleQueue()
+            free.put(sid)
+            for _ in range(self.window.workers - 1):
+                other = self.make_session()
+                if other is not None:
+                    self._stand_ins[other] = sid
+                    free.put(other)
+        try:
+            mine = free.get(timeout=SESSION_WAIT_S)
+        except queue.Empty:  # not expected: as many sessions as cases in flight
+            mine = sid
+        path = path.replace(match.group(1), quote(mine, ""), 1)
+        return (method, path, content, params, headers), lambda: free.put(mine)
 
     def _request(
         self,
@@ -314,7 +418,8 @@ class Fuzzer:
                 method, path, content=content, params=params, key=None, headers=headers
             )
         except Exception as exc:  # httpx refuses the request itself: not the target's doing
-            if self.log and self.log[-1].status is None and not self.log[-1].error:
+            alone = not self.window.concurrent  # else the last one may be another's in flight
+            if alone and self.log and self.log[-1].status is None and not self.log[-1].error:
                 self.log.pop()
             raise Unsendable(f"{type(exc).__name__}: {exc}") from None
         if ex.not_sent and ex.limit:
@@ -370,6 +475,8 @@ class Fuzzer:
         process ran the operation and whatever else it ran before."""
         body = (ex.request_body or b"").decode("utf-8", "replace")
         line = f"{ex.method} {ex.url.removeprefix(self.target.base_url)} {body}"
+        for stand_in, original in self._stand_ins.items():  # named as the session it stood for
+            line = line.replace(stand_in, original)
         found = sorted((line.find(real), real) for real in self.aliases if real in line)
         for _, real in found:
             name = self.aliases[real]
@@ -636,7 +743,9 @@ class Fuzzer:
 
     def run_stateless(self) -> None:
         """Every operation, examples + coverage + fuzzing phases, positive and negative, then
-        the probes of the rejection list that no generator produces (invalid JSON, no body)."""
+        the probes of the rejection list that no generator produces (invalid JSON, no body).
+        Under a cap on agent calls it spends `stateless_share` of what is left."""
+        self.window.plan(stateless_share)
         live, to_end = self.make_session(), self.make_session()
         for result in self.schema.get_all_operations():
             op = result.ok()
@@ -664,12 +773,30 @@ class Fuzzer:
             if body is not None:
                 headers["Content-Type"] = "application/json"
             stats.cases["probe/negative"] += 1
-            ex = self._request(op.method.upper(), path, body, None, headers)
-            if self.unsent(stats, ex):
-                continue
-            stats.sent += 1
-            self.check(case, ex, "probe")
+            request = (op.method.upper(), path, body, None, headers)
+            held = self.submit(request, self.finisher(case, stats, "probe"))
+            if held is not None:
+                self.unsent(stats, held)
+        self.window.drain()
         stats.seconds += time.monotonic() - started
+
+    def finisher(
+        self, case: Case, stats: OperationStats, phase: str
+    ) -> Callable[[Exchange | None], None]:
+        """What to do with a case's exchange once it is back (in the order the cases were made)."""
+
+        def finish(ex: Exchange | None) -> None:
+            if ex is None:
+                stats.unsendable += 1
+                return
+            if self.unsent(stats, ex):
+                return
+            stats.sent += 1
+            if ex.stream is not None and ex.stream.ended_by in ("timeout", "byte-cap"):
+                stats.stream_strikes += 1
+            self.check(case, ex, phase)
+
+        return finish
 
     def run_operation(self, op: APIOperation, override: Override) -> None:
         stats = self.stats.setdefault(op.label, OperationStats(op.label))
@@ -693,16 +820,13 @@ class Fuzzer:
             if contract.substitute_agent(operation_id(op), case.body, self.target.agent_id):
                 case.body = case.body  # let Schemathesis see the edit (its metadata follows)
             try:
-                ex = self.send(case)
+                request = self.prepare(case)
             except Unsendable:
                 stats.unsendable += 1
                 return
-            if self.unsent(stats, ex):
-                return
-            stats.sent += 1
-            if ex.stream is not None and ex.stream.ended_by in ("timeout", "byte-cap"):
-                stats.stream_strikes += 1
-            self.check(case, ex, phase)
+            held = self.submit(request, self.finisher(case, stats, phase))
+            if held is not None:
+                self.unsent(stats, held)
 
         project = self.schema.config
         modes = [HypothesisTestMode.EXAMPLES, HypothesisTestMode.COVERAGE]
@@ -729,6 +853,7 @@ class Fuzzer:
         )
         with seed_only():
             test()
+        self.window.drain()
         stats.seconds += time.monotonic() - started
 
     # -- reports ----------------------------------------------------------------------------
@@ -755,6 +880,18 @@ class Fuzzer:
             "maxExamples": self.settings.max_examples,
             "operations": {label: s.to_json() for label, s in self.stats.items()},
         }
+
+
+def stateless_share(left: int) -> int:
+    """The agent calls the stateless run may spend of those `left`: all but a reserve for the
+    stateful runs (a third, at most STATEFUL_RESERVE), so that they too send some posts."""
+    return left - min(left // 3, STATEFUL_RESERVE)
+
+
+def stateful_share(left: int) -> int:
+    """The first stateful run's part of what the stateless run left: half (the tenancy replays
+    after it spend the rest)."""
+    return (left + 1) // 2
 
 
 def _asked_stream(ex: Exchange) -> bool:

@@ -32,7 +32,13 @@ from chatconform.checks.sessions import same_session
 from chatconform.checks.streaming import frames
 from chatconform.fuzz import contract
 from chatconform.fuzz.determinism import seed_only
-from chatconform.fuzz.runner import Fuzzer, OperationStats, Unsendable, operation_id
+from chatconform.fuzz.runner import (
+    Fuzzer,
+    OperationStats,
+    Unsendable,
+    operation_id,
+    stateful_share,
+)
 from chatconform.fuzz.streams import request_json, session_id_of
 from chatconform.record import Exchange
 from chatconform.verdicts import Finding, Outcome
@@ -268,6 +274,9 @@ class Stateful:
 
         if self.fuzzer.stopped:
             return  # the run's budget stopped sending: nothing to generate for
+        # under a cap on agent calls: the first stateful run spends half of what the stateless
+        # run left, the tenancy replays (which come after it) the rest
+        self.fuzzer.window.plan(None if self.other_key else stateful_share)
         started = time.monotonic()
         base = self.fuzzer.schema.as_state_machine()
         runner = self
