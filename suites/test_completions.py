@@ -18,6 +18,7 @@ from chatconform.checks.completions import (
     sdk_unavailable,
 )
 from chatconform.client import Client
+from chatconform.overlap import at_once
 from chatconform.plugin import Expect, sdk_languages, unknown_id
 from chatconform.target import Target
 
@@ -51,15 +52,17 @@ def test_plain_completion(api: Client, expect: Expect, agent_id: str) -> None:
 
 
 @pytest.mark.rule("OAI-1")
-def test_other_openai_fields_ignored(api: Client, expect: Expect, agent_id: str) -> None:
+def test_other_openai_fields_ignored(
+    api: Client, expect: Expect, agent_id: str, budget: Budget | None
+) -> None:
     extra = {"temperature": 0.2, "max_tokens": 64, "top_p": 0.9, "presence_penalty": 0.1}
-    ex = api.completion(request_body(agent_id, user="chatconform-user", **extra))
-    expect.check(request_taken(ex))
     messages = [{"role": "tool", "content": "{}", "tool_call_id": "call_1"}]
-    ex = api.completion(
-        {"model": agent_id, "messages": [*messages, {"role": "user", "content": "hi"}]}
-    )
-    expect.check(request_taken(ex))
+    bodies = [
+        request_body(agent_id, user="chatconform-user", **extra),
+        {"model": agent_id, "messages": [*messages, {"role": "user", "content": "hi"}]},
+    ]  # independent requests, sent at once (each waits on the agent)
+    for ex in at_once(budget, *(lambda b=b: api.completion(b) for b in bodies)):
+        expect.check(request_taken(ex))
 
 
 @pytest.mark.rule("OAI-4")
@@ -87,15 +90,20 @@ NOT_DETERMINISTIC = (
 
 
 @pytest.mark.rule("OAI-6")
-def test_streamed_equals_plain(api: Client, expect: Expect, agent_id: str, target: Target) -> None:
+def test_streamed_equals_plain(
+    api: Client, expect: Expect, agent_id: str, target: Target, budget: Budget | None
+) -> None:
     """Only for an agent the target declares deterministic: two requests of an agent whose replies
-    vary (an LLM) carry different texts, and that is no fault."""
+    vary (an LLM) carry different texts, and that is no fault. Both are sent at once."""
     if not target.deterministic:
         pytest.skip(NOT_DETERMINISTIC)
-    plain, text = completion(api.completion(request_body(agent_id)), agent_id)
-    streamed, stext = completion_stream(
-        api.completion(request_body(agent_id, stream=True)), agent_id
+    plain_ex, stream_ex = at_once(
+        budget,
+        lambda: api.completion(request_body(agent_id)),
+        lambda: api.completion(request_body(agent_id, stream=True)),
     )
+    plain, text = completion(plain_ex, agent_id)
+    streamed, stext = completion_stream(stream_ex, agent_id)
     expect.check(plain + streamed)
     broken = next((f.rule for f in plain + streamed if f.effective_level() == "D"), None)
     if broken is not None:  # no text to compare: that is the failure of the more basic rule
@@ -104,6 +112,7 @@ def test_streamed_equals_plain(api: Client, expect: Expect, agent_id: str, targe
     expect.check(same_text("OAI-6", "plain", text, "streamed", stext))
 
 
+@pytest.mark.replies(2)  # an SDK's start-up, then its replies
 @pytest.mark.rule("OAI-5")
 @pytest.mark.parametrize("language", ["python", "node"])
 def test_official_sdk(

@@ -10,9 +10,11 @@ from typing import Any
 
 import pytest
 
-from chatconform.checks.common import expect_status, finding
+from chatconform.budget import Budget
+from chatconform.checks.common import data_of, expect_status, finding
 from chatconform.checks.errors import envelope, problem, validation_error
 from chatconform.client import Client
+from chatconform.overlap import at_once
 from chatconform.plugin import Expect, unknown_id
 from chatconform.verdicts import judged
 
@@ -81,14 +83,22 @@ def test_envelope(api: Client, expect: Expect, session: dict[str, Any]) -> None:
 
 @pytest.mark.rule("ERR-4")
 def test_odd_but_schema_shaped_requests(
-    api: Client, expect: Expect, session: dict[str, Any], agent_id: str
+    api: Client, expect: Expect, session: dict[str, Any], agent_id: str, budget: Budget | None
 ) -> None:
     sid = session["id"]
-    api.create_session(agent_id, draft_mode=False)
+    second = data_of(api.create_session(agent_id, draft_mode=False))
     api.create_session("\u0000\ud7ff\U0001f600 ' \" ; DROP TABLE sessions; --")
     api.create_session("x" * 10_000)
-    api.post_message(sid, "\u0000 nul and emoji \U0001f600 and rtl \u202e")
-    api.post_message(sid, "{{ template }} ${injection} %s %n")
+    other = second.get("id") if isinstance(second, dict) else None
+    posts = [
+        lambda: api.post_message(sid, "\u0000 nul and emoji \U0001f600 and rtl \u202e"),
+        lambda: api.post_message(other or sid, "{{ template }} ${injection} %s %n"),
+    ]
+    if isinstance(other, str) and other and other != sid:
+        at_once(budget, *posts)  # two sessions: the agent replies at once
+    else:
+        for post in posts:
+            post()
     api.list_messages(sid, limit=100)
     api.list_messages(sid, cursor="\u00e9" * 300)
     api.request("GET", f"/chat/sessions/{'%2F..%2F' * 3}")

@@ -21,14 +21,17 @@ import fcntl
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from chatconform.budget import Budget
-from chatconform.fuzz import DEFAULT_MAX_EXAMPLES, Fuzzer, FuzzSettings, Stateful, resolve_seed
+from chatconform.fuzz import resolve_seed
 from chatconform.plugin import STATE, Expect
 from chatconform.target import Target
+
+if TYPE_CHECKING:  # Schemathesis is imported where a fuzz test runs, not in every xdist worker
+    from chatconform.fuzz import Fuzzer
 
 # per_case: each fuzz case is judged on its own, so a case the agent-call cap kept back takes
 # nothing from what the cases that were sent showed (the plugin keeps their evidence)
@@ -52,6 +55,8 @@ def fuzzer(
     record_testsuite_property: Callable[[str, object], None],
     budget: Budget | None,
 ) -> Iterator[Fuzzer]:
+    from chatconform.fuzz import DEFAULT_MAX_EXAMPLES, Fuzzer, FuzzSettings
+
     try:
         seed = resolve_seed(fuzz_options["seed"])
     except ValueError as exc:
@@ -118,6 +123,8 @@ def test_stateless(fuzzer: Fuzzer, expect: Expect) -> None:
 @pytest.mark.rule(*STATEFUL_RULES)
 def test_stateful(fuzzer: Fuzzer, expect: Expect) -> None:
     """Link-driven sequences: created -> gettable, history = what the posts returned, ended refuses."""
+    from chatconform.fuzz import Stateful
+
     Stateful(fuzzer).run()
     expect.check(fuzzer.findings(STATEFUL_RULES))
 
@@ -125,6 +132,8 @@ def test_stateful(fuzzer: Fuzzer, expect: Expect) -> None:
 @pytest.mark.rule(*TENANCY_RULES)
 def test_stateful_tenancy(fuzzer: Fuzzer, expect: Expect, target: Target) -> None:
     """The same sequences with the other organization's key swapped in never succeed."""
+    from chatconform.fuzz import Stateful
+
     if not target.other_tenant_key:
         pytest.skip("not configured: give --other-tenant-key or FLOWYTE_OTHER_TENANT_KEY")
     Stateful(fuzzer, tenancy=True, label="Stateful tests (tenancy)").run()

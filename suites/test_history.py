@@ -129,6 +129,7 @@ def test_content_bounds(api: Client, expect: Expect, session: dict[str, Any]) ->
     expect.check(expect_status(ex, "MSG-1", 200, "C"))
 
 
+@pytest.mark.replies(3)  # three turns of one session, in turn
 @pytest.mark.rule("MSG-4", "MSG-5")
 def test_history_equals_turns(api: Client, expect: Expect, session: dict[str, Any]) -> None:
     sid = session["id"]

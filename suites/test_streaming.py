@@ -72,6 +72,7 @@ def test_error_frame(api: Client, expect: Expect, make_session: Any, target: Tar
         expect.unexercised("SSE-6", "error", "the error prompt did not provoke an error frame")
 
 
+@pytest.mark.replies(2)  # two turns of one session, in turn
 @pytest.mark.rule(*STREAM_RULES)
 def test_second_turn_stream(api: Client, expect: Expect, session: dict[str, Any]) -> None:
     sid = session["id"]

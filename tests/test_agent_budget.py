@@ -16,7 +16,7 @@ from chatconform.agentcalls import AgentCalls, bill_line, invokes_agent, reporte
 from chatconform.budget import Budget
 from chatconform.client import Client
 from chatconform.gate import Gate
-from chatconform.plugin import TestRecord, _within_limit
+from chatconform.plugin import TestRecord, _cases_within_limit, _within_limit
 from chatconform.record import Exchange, StreamRecord
 from chatconform.target import Limits
 from chatconform.verdicts import Finding, Outcome
@@ -218,6 +218,25 @@ def test_a_test_cut_short_by_the_cap_judges_only_what_came_before() -> None:
     assert kept.examined[("ERR-4", "all")] == 1
     assert kept.unexercised[("MSG-5", "all")] == refused.limit
     assert kept.unexercised[("SSE-5", "all")] == refused.limit
+
+
+def test_a_fuzz_test_cut_short_by_the_cap_keeps_what_its_cases_showed() -> None:
+    """Fuzz cases are judged one by one: the cases that were sent keep their findings and their
+    evidence, even for the rules the test aims at; only a clause nothing examined is 'not
+    exercised' naming the limit (a clause with its own reason keeps it)."""
+    limit = "agent-call budget spent (--max-agent-calls 3)"
+    sent = answered("POST", "/chat/completions", 500, {"oops": 1})
+    found = Outcome([Finding("ERR-4", "no 5xx", "500", exchange=sent)])
+    found.saw("MSG-1", n=4).saw("SSE-6", "done").saw("ERR-4")
+    found.not_exercised("SSE-6", "error", "the target gave no --error-prompt")
+    kept = _cases_within_limit(found, ["MSG-1", "OAI-4", "SSE-6", "ERR-4"], limit)
+    assert kept.examined[("MSG-1", "all")] == 4  # aimed at, and kept
+    assert kept.examined[("SSE-6", "done")] == 1
+    assert [f.rule for f in kept] == ["ERR-4"]
+    assert kept.unexercised[("OAI-4", "all")] == limit  # nothing examined it: the cap's doing
+    assert kept.unexercised[("SSE-6", "error")] == "the target gave no --error-prompt"
+    assert ("MSG-1", "all") not in kept.unexercised
+    assert ("ERR-4", "all") not in kept.unexercised
 
 
 def test_a_record_travels_from_a_worker_to_the_controller() -> None:

@@ -5,6 +5,7 @@ toml)."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -330,6 +331,67 @@ def test_agent_call_cap_refuses_only_agent_requests() -> None:
     assert "--max-agent-calls 0" in fz.capped
     assert not [f for f in out if f.kind != "target"]
     assert ("SES-4", "all") in out.examined  # what was sent is judged as usual
+
+
+def _agent_cases(concurrency: int, cap: int, server: Any) -> tuple[Fuzzer, Outcome, AgentCalls]:
+    """The two agent-invoking operations, fuzzed under `cap` agent calls, `concurrency` at once."""
+    target = Target(**read_target_file(server.credentials))  # type: ignore[arg-type]
+    ledger = AgentCalls(cap=cap)
+    settings = FuzzSettings(seed=DEFAULT_SEED, max_examples=3, concurrency=concurrency)
+    fz = Fuzzer(target, settings, Budget(Limits(), ledger))
+    try:
+        sid = fz.make_session()
+        assert sid is not None
+        for path in ("/chat/sessions/{sessionId}/messages", "/chat/completions"):
+            fz.run_operation(fz.schema[path]["POST"], Override(path_parameters={"sessionId": sid}))
+        out = fz.findings(("MSG-1", "MSG-2", "OAI-1", "OAI-3", "OAI-4", "SSE-5"))
+    finally:
+        fz.close()
+    return fz, out, ledger
+
+
+def test_cases_in_flight_at_once_give_the_same_run_as_one_at_a_time() -> None:
+    """With several agent-invoking cases in flight (against an agent slow enough that they
+    overlap), the same seed sends the same cases, holds back the same ones for the cap, and judges
+    the same evidence as one at a time; posts in flight at once never share a session (no 409)."""
+    cap = 12
+    with reference("--ttft-ms", "150", "--tokens", "4") as server:
+        one, out_one, ledger_one = _agent_cases(1, cap, server)
+        many, out_many, ledger_many = _agent_cases(3, cap, server)
+    summary = {
+        k: (v["sent"], v["capped"], v["sentDigest"]) for k, v in one.summary()["operations"].items()
+    }
+    again = {
+        k: (v["sent"], v["capped"], v["sentDigest"])
+        for k, v in many.summary()["operations"].items()
+    }
+    assert again == summary
+    assert sum(capped for _, capped, _ in summary.values()) > 0  # the cap was reached ...
+    for ledger in (ledger_one, ledger_many):  # ... and never exceeded
+        assert ledger.to_json()["calls"] == cap
+    assert out_many.examined == out_one.examined
+    assert sorted(f.rule for f in out_many) == sorted(f.rule for f in out_one)
+    posts = [ex for ex in many.log if ex.status is not None and ex.method == "POST"]
+    assert not [ex for ex in posts if ex.status == 409]
+    spans = sorted((ex.t_start_ns, ex.t_end_ns or ex.t_start_ns) for ex in posts)
+    overlapping = any(b[0] < a[1] for a, b in itertools.pairwise(spans))
+    assert overlapping, "no two agent calls were in flight at once"
+
+
+def test_stateless_run_leaves_a_share_of_the_cap_to_the_stateful_runs() -> None:
+    """Under a cap, the stateless run spends what is left but a reserve, which the stateful run
+    and the tenancy replays after it share; none spends beyond the cap."""
+    from chatconform.fuzz.runner import STATEFUL_RESERVE, stateful_share, stateless_share
+
+    assert stateless_share(30) == 30 - STATEFUL_RESERVE
+    assert stateless_share(9) == 6
+    assert stateless_share(1) == 1
+    assert stateless_share(0) == 0
+    assert stateful_share(3) == 2
+    for left in range(40):
+        first = stateless_share(left)
+        assert 0 <= first <= left
+        assert 0 <= stateful_share(left - first) <= left - first
 
 
 def test_stateful_run_stops_cleanly_when_the_target_stops_answering(

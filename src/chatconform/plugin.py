@@ -324,6 +324,13 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "family(name): the suite family of a test")
     config.addinivalue_line(
         "markers",
+        "replies(n): the agent replies the test waits for one after another (default 1); under "
+        "--concurrency the tests with more start first",
+    )
+    if getattr(config, "workerinput", None) is not None:
+        config.pluginmanager.register(_LateGroup(), "chatconform-late-group")
+    config.addinivalue_line(
+        "markers",
         "per_case: each request of the test is judged on its own (a fuzz case): a request the "
         "agent-call cap kept back takes nothing from what the others showed",
     )
@@ -383,6 +390,19 @@ def pytest_configure(config: pytest.Config) -> None:
     install_allure(config, state)
 
 
+class _LateGroup:
+    """In an xdist worker: the late suites' tests (LAST_FAMILIES) form one group that one worker
+    runs (`--dist loadgroup`): they take turns anyway, and that worker builds the one fuzzer."""
+
+    @pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
+    def pytest_collection_modifyitems(
+        self, config: pytest.Config, items: list[pytest.Item]
+    ) -> None:
+        for item in items:
+            if _declared(item) and _family(item) in LAST_FAMILIES:
+                item.add_marker(pytest.mark.xdist_group("chatconform-late"))
+
+
 @pytest.hookimpl(trylast=True)  # after -k/-m deselected: the order and counts of what will run
 def pytest_collection_modifyitems(
     session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
@@ -409,7 +429,12 @@ def pytest_collection_modifyitems(
                 return 2
             return 0 if worker and EXCLUSIVE_RULES & set(_declared(item)) else 1
 
-        items.sort(key=rank)  # stable: otherwise in collection order
+        def order(item: pytest.Item) -> tuple[int, int]:
+            # under xdist, the tests that wait for several agent replies in turn start first, so
+            # that the shortest ones fill the end (longest first: the last worker ends soonest)
+            return rank(item), -_replies(item) if worker and rank(item) == 1 else 0
+
+        items.sort(key=order)  # stable: otherwise in collection order
         for k, item in enumerate(i for i in items if rank(i) == 2):
             item.stash[LATE_TURN] = k
         state = config.stash[STATE]
@@ -535,6 +560,12 @@ def _declared(item: pytest.Item) -> list[str]:
     for mark in item.iter_markers("rule"):
         ids.extend(mark.args)
     return ids
+
+
+def _replies(item: pytest.Item) -> int:
+    """The agent replies a test waits for one after another (its `replies` marker; default 1)."""
+    mark = item.get_closest_marker("replies")
+    return int(mark.args[0]) if mark is not None and mark.args else 1
 
 
 def _family(item: pytest.Item) -> str:

@@ -140,7 +140,9 @@ def run_command(args: argparse.Namespace) -> int:
             extra += ["--sdk", args.sdk]
         extra += ["--fuzz-concurrency", str(args.concurrency)]  # fuzz cases in flight at once
         if args.concurrency > 1:  # pytest-xdist workers; the plugin gates timing-sensitive tests
-            extra += ["-n", str(args.concurrency), "--dist", "load"]
+            # loadgroup: one test at a time per worker as it frees up, in the plugin's order
+            # (timing-sensitive first, the late suites last and together in one worker)
+            extra += ["-n", str(args.concurrency), "--dist", "loadgroup", "--no-loadscope-reorder"]
         else:
             extra += ["-p", "no:xdist"]
         code = run_suites(target, families, args.strict, report_dir, args.verbose, extra)

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from chatconform.budget import Budget
+from chatconform.overlap import at_once
 from chatconform.record import Exchange, StreamRecord
 from chatconform.target import Limits, Target
 from chatconform.tls import verifying_context
@@ -243,8 +244,21 @@ def _tee_transport(limits: Limits, captures: list[Capture]) -> Any:
 
 def run_python(target: Target, body: dict[str, Any], budget: Budget | None = None) -> list[SdkCall]:
     """A plain and a streamed completion through the Python SDK, each bounded as a whole (the SDK
-    bounds each read only) and each with the copy of its response."""
-    return [_bounded(target, body, mode, budget, "python", _python_send) for mode in MODES]
+    bounds each read only) and each with the copy of its response; both at once (each waits on
+    the agent)."""
+    calls = [_call(target, body, mode, budget, "python", _python_send) for mode in MODES]
+    return at_once(budget, *calls)
+
+
+def _call(
+    target: Target,
+    body: dict[str, Any],
+    mode: Mode,
+    budget: Budget | None,
+    language: str,
+    send: Callable[[Target, dict[str, Any], Mode], SdkCall],
+) -> Callable[[], SdkCall]:
+    return lambda: _bounded(target, body, mode, budget, language, send)
 
 
 def _bounded(
@@ -378,14 +392,16 @@ def node_unavailable() -> str | None:
 
 
 def run_node(target: Target, body: dict[str, Any], budget: Budget | None = None) -> list[SdkCall]:
-    """A plain and a streamed completion through the Node SDK, one child process each."""
-    return [_bounded(target, body, mode, budget, "node", _node_send) for mode in MODES]
+    """A plain and a streamed completion through the Node SDK, one child process each, both at
+    once (each waits on the agent)."""
+    shutil.copyfile(NODE_SCRIPT, NODE_DIR / "sdk_node.mjs")  # once, before either child reads it
+    calls = [_call(target, body, mode, budget, "node", _node_send) for mode in MODES]
+    return at_once(budget, *calls)
 
 
 def _node_send(target: Target, body: dict[str, Any], mode: Mode) -> SdkCall:
     lim = target.limits
-    script = NODE_DIR / "sdk_node.mjs"
-    shutil.copyfile(NODE_SCRIPT, script)
+    script = NODE_DIR / "sdk_node.mjs"  # copied there by run_node
     env = {**os.environ, "CHATCONFORM_KEY": target.api_key or ""}
     payload = {
         "baseURL": target.base_url,
