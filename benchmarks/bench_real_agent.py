@@ -1,7 +1,7 @@
 """A strict run against an agent that behaves like a real one: wall time, agent calls, rules judged.
 
-Run: ``python benchmarks/bench_real_agent.py [--concurrency 1 4] [--ttft-ms 1500 --itl-ms 30
---tokens 100] [--max-agent-calls N] [--seed S]``.
+Run: ``python benchmarks/bench_real_agent.py [--concurrency 1 default] [--ttft-ms 1500 --itl-ms 30
+--tokens 100] [--max-agent-calls N] [--seed S]`` ("default": no --concurrency, run's own default).
 
 It starts ``chatconform serve`` with those latency knobs (each reply: TTFT plus tokens x ITL, about
 4.5 s with the defaults, as issue 15 measured), then for each concurrency runs
@@ -52,9 +52,11 @@ def start_server(args: argparse.Namespace, workdir: Path) -> tuple[subprocess.Po
     raise SystemExit(f"chatconform serve did not write {creds} in {SERVE_START_S:g} s")
 
 
-def one_run(args: argparse.Namespace, creds: Path, concurrency: int, out: Path) -> dict[str, Any]:
+def one_run(args: argparse.Namespace, creds: Path, concurrency: str, out: Path) -> dict[str, Any]:
     cmd = [*chatconform(), "run", "--strict", "--target-file", str(creds)]
-    cmd += ["--concurrency", str(concurrency), "--report-dir", str(out)]
+    if concurrency != "default":
+        cmd += ["--concurrency", concurrency]
+    cmd += ["--report-dir", str(out)]
     if args.seed is not None:
         cmd += ["--seed", str(args.seed)]
     if args.max_agent_calls is not None:
@@ -89,12 +91,15 @@ def one_run(args: argparse.Namespace, creds: Path, concurrency: int, out: Path) 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--concurrency", type=int, nargs="+", default=[1, 4])
+    p.add_argument(
+        "--concurrency", nargs="+", default=["1", "default"],
+        help="the concurrencies to compare: counts, or 'default' (run's own)",
+    )  # fmt: skip
     p.add_argument("--ttft-ms", type=int, default=1500)
     p.add_argument("--itl-ms", type=int, default=30)
     p.add_argument("--tokens", type=int, default=100)
     p.add_argument("--max-agent-calls", default=None, help="passed to run (default: run's own)")
-    p.add_argument("--seed", type=int, default=1, help="the fuzz seed of every run (1)")
+    p.add_argument("--seed", type=int, default=None, help="the fuzz seed (default: run's own)")
     p.add_argument("--json", default=None, help="also write the rows to this file")
     args = p.parse_args()
     rows: list[dict[str, Any]] = []
@@ -125,12 +130,17 @@ def main() -> int:
             except subprocess.TimeoutExpired:
                 proc.kill()
     print(f"\nslow agent: TTFT {args.ttft_ms} ms, ITL {args.itl_ms} ms, {args.tokens} tokens")
-    print("| concurrency | wall time (s) | agent calls | tokens | refused | rules judged |")
-    print("|---|---|---|---|---|---|")
+    print(
+        "| concurrency | wall time (s) | agent calls | tokens | refused | rules judged | "
+        "verdicts | loadavg (1 min, before -> after) |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
+        counts = ", ".join(f"{n} {v}" for v, n in r["counts"].items() if n)
         print(
-            f"| {r['concurrency']} | {r['seconds']} | {r['agentCalls']} | {r['tokens']} | "
-            f"{r['refused']} | {r['judged']}/{r['rules']} |"
+            f"| {r['concurrency']} | {r['seconds']} | {r['agentCalls']} of {r['maxAgentCalls']} "
+            f"| {r['tokens']} | {r['refused']} | {r['judged']}/{r['rules']} | {counts} | "
+            f"{r['loadavgBefore'][0]} -> {r['loadavgAfter'][0]} |"
         )
     if len(rows) > 1:
         base = rows[0]["verdicts"]

@@ -327,8 +327,6 @@ def pytest_configure(config: pytest.Config) -> None:
         "replies(n): the agent replies the test waits for one after another (default 1); under "
         "--concurrency the tests with more start first",
     )
-    if getattr(config, "workerinput", None) is not None:
-        config.pluginmanager.register(_LateGroup(), "chatconform-late-group")
     config.addinivalue_line(
         "markers",
         "per_case: each request of the test is judged on its own (a fuzz case): a request the "
@@ -390,17 +388,18 @@ def pytest_configure(config: pytest.Config) -> None:
     install_allure(config, state)
 
 
-class _LateGroup:
-    """In an xdist worker: the late suites' tests (LAST_FAMILIES) form one group that one worker
-    runs (`--dist loadgroup`): they take turns anyway, and that worker builds the one fuzzer."""
+@pytest.hookimpl(tryfirst=True, optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """pytest-xdist, on the controller, with `--dist loadgroup` (as `chatconform run` asks): one
+    test at a time to each worker as it frees up, in the plugin's order, and the late suites'
+    tests (LAST_FAMILIES) together in one worker: they take turns anyway, and that worker builds
+    the one fuzzer. (xdist's own loadgroup reads `xdist_group` markers, which it cannot apply under
+    pytest 9; this groups by the test file instead, all the controller knows of a test.)"""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from chatconform.schedule import late_group_scheduler
 
-    @pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
-    def pytest_collection_modifyitems(
-        self, config: pytest.Config, items: list[pytest.Item]
-    ) -> None:
-        for item in items:
-            if _declared(item) and _family(item) in LAST_FAMILIES:
-                item.add_marker(pytest.mark.xdist_group("chatconform-late"))
+    return late_group_scheduler(config, log, LAST_FAMILIES)
 
 
 @pytest.hookimpl(trylast=True)  # after -k/-m deselected: the order and counts of what will run
