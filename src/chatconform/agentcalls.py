@@ -241,8 +241,14 @@ class AgentCalls:
         return int(self.snapshot()["calls"])
 
     def snapshot(self) -> dict[str, Any]:
-        with self._ledger() as data:
-            return json.loads(json.dumps(data))
+        """A copy of the ledger, read under a shared lock (nothing written back)."""
+        with self._lock:
+            if self.path is None:
+                return json.loads(json.dumps(self._memory))
+            with self.path.open("r", encoding="utf-8") as fh:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_SH)
+                text = fh.read()
+        return json.loads(text) if text.strip() else _empty()
 
     def to_json(self) -> dict[str, Any]:
         """summary.json's `agent` object."""
