@@ -13,6 +13,12 @@ Schemathesis's own JUnit report goes to `<report dir>/schemathesis-junit.xml`.
 
 The markers say what each test aims at; a rule is exercised only by what the fuzzer actually sent
 and checked (its evidence), so a run that sent nothing passes nothing.
+
+Against a slow agent the agent-invoking cases are sent up to `--concurrency` at once (`--fuzz-
+concurrency N` under pytest; fuzz/window.py), and checked in the order they were generated, so a
+seed gives the same cases and verdicts at any concurrency. Under `--max-agent-calls` the stateless
+run spends what the scenario suites left but a reserve for the stateful runs (runner.py's
+`stateless_share`); a case kept back for the cap takes nothing from the cases that were sent.
 """
 
 from __future__ import annotations

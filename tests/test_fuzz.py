@@ -596,7 +596,7 @@ def _generated(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         seen.append(repr(case.body))
         raise Unsendable("offline")
 
-    monkeypatch.setattr(fz, "send", offline)
+    monkeypatch.setattr(fz, "prepare", offline)  # every case goes through prepare() first
     try:
         fz.run_operation(fz.schema["/chat/completions"]["POST"], Override())
     finally:
@@ -686,15 +686,26 @@ UNCAPPED = ("--max-agent-calls", "none")
 
 
 def test_capped_fuzz_run_skips_naming_the_cap(tmp_path: Path) -> None:
-    """Under a small --max-agent-calls, the fuzz suite's agent-invoking cases are refused: the run
-    exits 0 with the rules it could not exercise SKIP naming the limit, never ERROR or FAIL."""
+    """Under a small --max-agent-calls, the fuzz suite's agent-invoking cases beyond it are not
+    sent: the run exits 0, the cases that were sent keep their evidence (the posts sent within the
+    cap judge MSG-1), and only the rules nothing could exercise are SKIP naming the limit, never
+    ERROR or FAIL."""
     run = chatconform("run", "--strict", "--suite", "fuzz", "--max-agent-calls", "5",
-                      report_dir=tmp_path)  # fmt: skip
+                      "--max-examples", "3", report_dir=tmp_path)  # fmt: skip
     assert run.code == 0, run.stdout[-3000:] + run.stderr[-2000:]
     verdicts = run.verdicts()
     assert not {"FAIL", "ERROR", "WARN"} & set(verdicts.values())
     reasons = [r["reason"] for r in run.summary["rules"] if r["verdict"] == "SKIP"]
     assert any("--max-agent-calls 5" in why for why in reasons), reasons
+    assert run.summary["agent"]["calls"] == 5
+    assert verdicts["MSG-1"] == "PASS"  # aimed at by the capped test, judged on what it sent
+    assert _evidence(run)[("MSG-1", "all")] > 0
+    junit = (tmp_path / "junit.xml").read_text(encoding="utf-8")
+    stateless = re.search(
+        r'<testcase [^>]*name="test_stateless"[^>]*?(/>|>.*?</testcase>)', junit, re.S
+    )
+    assert stateless is not None
+    assert "<skipped" not in stateless.group(0)  # it judged what it sent: not a skipped test
     ops = json.loads((tmp_path / "fuzz.json").read_text(encoding="utf-8"))["operations"]
     assert sum(op["capped"] for op in ops.values()) > 0
     assert sum(op["notSent"] for op in ops.values()) == 0  # nothing refused by the run's budget
