@@ -93,7 +93,7 @@ MAX_BODY_BYTES = 2 * 1024 * 1024
 STREAM_STRIKES = 2
 #: Under a cap on agent calls, the stateless run leaves a third of what is left (at most this many)
 #: to the stateful runs after it, which share it half and half (`stateless_share`, `stateful_share`).
-STATEFUL_RESERVE = 4
+STATEFUL_RESERVE = 2
 #: Headers Schemathesis adds for its own transport that chatconform's client sets itself.
 _TRANSPORT_HEADERS = {
     "user-agent",
