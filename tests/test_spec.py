@@ -662,14 +662,13 @@ def test_schemathesis_enumerates_the_six_operations(st_schema: Any) -> None:
     assert found == {op_id: (m, p) for op_id, (m, p, _, _) in OPERATIONS.items()}
 
 
-@pytest.mark.parametrize("op_id", list(OPERATIONS))
-def test_schemathesis_generates_valid_examples(st_schema: Any, op_id: str) -> None:
-    operation = st_schema.find_operation_by_id(op_id)
+def _generated(operation: Any, n: int) -> list[Any]:
+    """Up to `n` cases Schemathesis generates as valid for `operation` (no database, no deadline)."""
     cases: list[Any] = []
 
     @given(operation.as_strategy())
     @settings(
-        max_examples=5,
+        max_examples=n,
         database=None,
         deadline=None,
         phases=[Phase.generate],
@@ -679,6 +678,13 @@ def test_schemathesis_generates_valid_examples(st_schema: Any, op_id: str) -> No
         cases.append(case)
 
     collect()
+    return cases
+
+
+@pytest.mark.parametrize("op_id", list(OPERATIONS))
+def test_schemathesis_generates_valid_examples(st_schema: Any, op_id: str) -> None:
+    operation = st_schema.find_operation_by_id(op_id)
+    cases = _generated(operation, 5)
     assert cases
     method, _, _, _ = OPERATIONS[op_id]
     body_schema = {
@@ -707,20 +713,7 @@ def test_rejection_list_is_never_stricter_than_the_schema(st_schema: Any, op_id:
 
     listed = [c for c in rejection.constraints(op_id) if c.issued is None]
     operation = st_schema.find_operation_by_id(op_id)
-    cases: list[Any] = []
-
-    @given(operation.as_strategy())
-    @settings(
-        max_examples=25,
-        database=None,
-        deadline=None,
-        phases=[Phase.generate],
-        suppress_health_check=list(HealthCheck),
-    )
-    def collect(case: Any) -> None:
-        cases.append(case)
-
-    collect()
+    cases = _generated(operation, 25)
     for case in cases:
         body = (
             case.body if op_id in ("createSession", "postMessage", "createChatCompletion") else {}

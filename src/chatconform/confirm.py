@@ -84,13 +84,7 @@ class Confirmation:
     detail: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "test": self.test,
-            "attempts": self.attempts,
-            "outcome": self.outcome,
-            "rules": self.rules,
-            "detail": self.detail,
-        }
+        return dataclasses.asdict(self)
 
 
 class Confirmer:

@@ -26,24 +26,22 @@ class Gate:
     def _open(path: Path) -> int:
         return os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
 
-    @contextlib.contextmanager
-    def shared(self) -> Iterator[None]:
-        turn, rw = self._open(self.turnstile), self._open(self.rw)
-        try:
-            fcntl.flock(turn, fcntl.LOCK_EX)
-            fcntl.flock(rw, fcntl.LOCK_SH)
-            fcntl.flock(turn, fcntl.LOCK_UN)
-            yield
-        finally:
-            os.close(rw)
-            os.close(turn)
+    def shared(self) -> contextlib.AbstractContextManager[None]:
+        return self._hold(fcntl.LOCK_SH)
+
+    def exclusive(self) -> contextlib.AbstractContextManager[None]:
+        return self._hold(fcntl.LOCK_EX)
 
     @contextlib.contextmanager
-    def exclusive(self) -> Iterator[None]:
+    def _hold(self, mode: int) -> Iterator[None]:
+        """Through the turnstile, then `rw` in `mode`: a reader lets the next one through the
+        turnstile at once, a writer keeps it shut until it is done (no reader overtakes it)."""
         turn, rw = self._open(self.turnstile), self._open(self.rw)
         try:
             fcntl.flock(turn, fcntl.LOCK_EX)
-            fcntl.flock(rw, fcntl.LOCK_EX)
+            fcntl.flock(rw, mode)
+            if mode == fcntl.LOCK_SH:
+                fcntl.flock(turn, fcntl.LOCK_UN)
             yield
         finally:
             os.close(rw)

@@ -23,6 +23,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -246,19 +247,10 @@ def run_python(target: Target, body: dict[str, Any], budget: Budget | None = Non
     """A plain and a streamed completion through the Python SDK, each bounded as a whole (the SDK
     bounds each read only) and each with the copy of its response; both at once (each waits on
     the agent)."""
-    calls = [_call(target, body, mode, budget, "python", _python_send) for mode in MODES]
+    calls = [
+        partial(_bounded, target, body, mode, budget, "python", _python_send) for mode in MODES
+    ]
     return at_once(budget, *calls)
-
-
-def _call(
-    target: Target,
-    body: dict[str, Any],
-    mode: Mode,
-    budget: Budget | None,
-    language: str,
-    send: Callable[[Target, dict[str, Any], Mode], SdkCall],
-) -> Callable[[], SdkCall]:
-    return lambda: _bounded(target, body, mode, budget, language, send)
 
 
 def _bounded(
@@ -395,7 +387,7 @@ def run_node(target: Target, body: dict[str, Any], budget: Budget | None = None)
     """A plain and a streamed completion through the Node SDK, one child process each, both at
     once (each waits on the agent)."""
     shutil.copyfile(NODE_SCRIPT, NODE_DIR / "sdk_node.mjs")  # once, before either child reads it
-    calls = [_call(target, body, mode, budget, "node", _node_send) for mode in MODES]
+    calls = [partial(_bounded, target, body, mode, budget, "node", _node_send) for mode in MODES]
     return at_once(budget, *calls)
 
 
