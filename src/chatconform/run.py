@@ -208,6 +208,11 @@ def run_suites(
     args = [*files, "-c", str(suites / "run.ini"), "--rootdir", str(suites)]
     args += ["-p", "chatconform.plugin"]
     args += ["-p", "no:cacheprovider", "--junitxml", str(report_dir / "junit.xml")]
+    # no assertion rewriting: the suites report through findings, not bare asserts, and pytest would
+    # otherwise rewrite (and, under PYTHONDONTWRITEBYTECODE, recompile on every run) each module of
+    # every installed pytest plugin's package, Hypothesis and Schemathesis included: a third of a
+    # fuzz run's CPU (13.4 s -> 9.5 s)
+    args += ["--assert=plain"]
     parallel = "-n" in (extra or [])  # --concurrency > 1 runs the suites in xdist workers
     unused = [n for n in UNUSED_PLUGINS if not (parallel and n.startswith("xdist"))]
     args += [a for name in unused for a in ("-p", f"no:{name}")]

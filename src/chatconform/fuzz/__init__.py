@@ -13,9 +13,24 @@ import Schemathesis.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from chatconform.fuzz.seed import DEFAULT_SEED, new_seed, parse_seed, resolve_seed
+
+# Hypothesis keeps its Unicode tables in `.hypothesis/` under the working directory (it reads this
+# variable on first use): a user's project should not get that folder from a conformance run, and a
+# table computed once (seconds of CPU) then serves every later run wherever it starts. Its example
+# database stays off (runner.py).
+os.environ.setdefault(
+    "HYPOTHESIS_STORAGE_DIRECTORY",
+    str(
+        Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+        / "chatconform"
+        / "hypothesis"
+    ),
+)
 
 if TYPE_CHECKING:
     from chatconform.fuzz.runner import DEFAULT_MAX_EXAMPLES, Fuzzer, FuzzSettings

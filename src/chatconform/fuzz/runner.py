@@ -207,7 +207,33 @@ def load_schema(
     if with_auth and target.api_key:
         data["auth"] = {"openapi": {"bearerAuth": {"bearer": target.api_key}}}
     config = SchemathesisConfig.from_dict(data)
-    return schemathesis.openapi.from_path(SPEC_PATH, config=config)
+    schema = schemathesis.openapi.from_path(SPEC_PATH, config=config)
+    _memoize_config(schema.config)
+    return schema
+
+
+def _memoize_config(project: Any) -> None:
+    """Schemathesis merges its configuration hierarchy anew on each call for a case (one
+    `checks_config_for` per validated response: a tenth of a fuzz run's CPU); the configuration
+    never changes during a run, so each (operation, phase) is merged once."""
+    for name in ("checks_config_for", "phases_for", "generation_for"):
+        merge = getattr(project, name)
+        cache: dict[tuple[str | None, str | None], Any] = {}
+
+        def cached(
+            *, operation: Any = None, phase: Any = None, _merge: Any = merge, _cache: Any = cache
+        ) -> Any:
+            key = (None if operation is None else operation.label, phase)
+            if key not in _cache:
+                kw = (
+                    {"operation": operation}
+                    if phase is None
+                    else {"operation": operation, "phase": phase}
+                )
+                _cache[key] = _merge(**kw)
+            return _cache[key]
+
+        setattr(project, name, cached)
 
 
 def operation_id(operation: APIOperation) -> str:
