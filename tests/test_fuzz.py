@@ -732,6 +732,7 @@ def test_reference_passes_strict_and_reproducibly(tmp_path: Path) -> None:
     command = [
         sys.executable, "-m", "pytest", "suites/test_fuzz.py", "-n", "2", "-q", "-p",
         "no:cacheprovider", "--strict-contract", *UNCAPPED, "--report-dir", str(tmp_path / "b"),
+        "--assert=plain",  # as `chatconform run` does: no rewriting of Hypothesis in each process
     ]  # fmt: skip
     done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True,
                           timeout=300, check=False)  # fmt: skip

@@ -53,7 +53,15 @@ def _suite_cmd(report_dir: Path, target_file: Path, strict: bool) -> list[str]:
         "-p",
         "chatconform.plugin",
     ]
-    cmd += ["--rootdir", str(suites), "-q", "--no-header", "-p", "no:cacheprovider"]
+    cmd += [
+        "--rootdir",
+        str(suites),
+        "-q",
+        "--no-header",
+        "-p",
+        "no:cacheprovider",
+        "--assert=plain",
+    ]
     cmd += ["--junitxml", str(report_dir / "junit.xml"), "-W", "ignore::DeprecationWarning"]
     cmd += ["--report-dir", str(report_dir), "--target-file", str(target_file)]
     cmd += ["--suite", ",".join(FAMILIES), *pytest_args(report_dir)]
