@@ -107,6 +107,30 @@ def test_environment_and_target_file_configure_a_run(
     } == {"PASS"}
 
 
+def test_ctrl_c_before_any_test_finished_exits_130(tmp_path: Path) -> None:
+    """Ctrl-C while the first test still runs (the fuzz suite's, which reports only at its end):
+    exit 130 and a line saying nothing finished, not "the suites did not run to the end" (2)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWYTE_")}
+    env["CHATCONFORM_REFERENCE_ARGS"] = "--ttft-ms 300 --itl-ms 100"  # a slow reference
+    cmd = [sys.executable, "-m", "chatconform.cli", "run", "--suite", "fuzz", "--sdk", "none",
+           "--report-dir", str(tmp_path)]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 30
+        while "started the reference" not in (proc.stdout.readline() if proc.stdout else ""):
+            assert time.monotonic() < deadline
+            assert proc.poll() is None
+        time.sleep(3.0)  # the fuzz suite's first test is running: nothing has finished yet
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, (out[-2000:], err[-2000:])
+    assert "interrupted before any test finished" in err
+    assert "Traceback" not in err
+
+
 def test_ctrl_c_writes_what_finished_and_exits_130(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWYTE_")}
     env["CHATCONFORM_REFERENCE_ARGS"] = "--ttft-ms 300 --itl-ms 100"  # a slow reference

@@ -6,6 +6,7 @@ import argparse
 import importlib.util
 import json
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -155,6 +156,9 @@ def run_command(args: argparse.Namespace) -> int:
     if code == 5:
         raise UsageError("no test was collected for the selected suites")
     if not summary_path.exists():
+        if _INTERRUPTS:  # Ctrl-C before any suite test finished: nothing to summarise
+            print("chatconform: interrupted before any test finished; no summary", file=sys.stderr)
+            return 130
         raise UsageError(f"the suites did not run to the end (pytest exit {code})")
     from chatconform.report import write_run_reports
 
@@ -235,7 +239,24 @@ def run_suites(
 
     args += allure_args(report_dir)
     os.environ["CHATCONFORM_QUIET_SUMMARY"] = "1"
-    return int(pytest.main(args))
+    previous = signal.getsignal(signal.SIGINT)
+
+    def interrupted(signum: int, frame: Any) -> None:
+        _INTERRUPTS.append(
+            time.monotonic()
+        )  # pytest turns it into its exit 2, as a collection error
+        signal.default_int_handler(signum, frame)
+
+    if previous is signal.default_int_handler:  # not when a caller installed a handler of its own
+        signal.signal(signal.SIGINT, interrupted)
+    try:
+        return int(pytest.main(args))
+    finally:
+        if previous is signal.default_int_handler:
+            signal.signal(signal.SIGINT, previous)
+
+
+_INTERRUPTS: list[float] = []  # Ctrl-C's while the suites ran (run_suites)
 
 
 def print_summary(summary: dict[str, Any], report_dir: Path, seconds: float) -> None:
