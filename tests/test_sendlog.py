@@ -30,3 +30,37 @@ def test_bounded_but_counting() -> None:
     assert ttft["count"] == 10
     assert ttft["kept"] == 3
     assert abs(ttft["max"] - 102.0) < 1e-6  # the first 3 kept
+
+
+def test_calibration_runs_on_uvloop_when_installed() -> None:
+    """uvicorn's ``loop`` setting is applied only by ``uvicorn.run``; the reference runs
+    ``Server.serve`` itself, so the loop it asks for must come from its own runner."""
+    import asyncio
+
+    import pytest
+
+    from chatconform.reference.server import event_loop_and_parser, loop_factory
+
+    assert loop_factory("asyncio") is None
+    uvloop = pytest.importorskip("uvloop")  # the optional [calibration] extra
+    assert event_loop_and_parser(True)[0] == "uvloop"
+    factory = loop_factory("uvloop")
+    assert factory is not None
+    with asyncio.Runner(loop_factory=factory) as runner:
+        assert isinstance(runner.get_loop(), uvloop.Loop)
+
+
+def test_precise_sleep_is_never_early() -> None:
+    import asyncio
+
+    from chatconform.reference.calibration import clock, sleep_until_precise
+
+    async def main() -> list[float]:
+        late = []
+        for i in range(5):
+            due = clock() + 0.0005 * i
+            await sleep_until_precise(due)
+            late.append(clock() - due)
+        return late
+
+    assert min(asyncio.run(main())) >= 0
