@@ -284,7 +284,7 @@ def print_table(rows: dict[int, dict[str, Cell]], args: argparse.Namespace, runs
     truth = {"ttft_p50": args.ttft_ms, "ttft_p99": args.ttft_ms, "itl_p50": args.itl_ms,
              "itl_mean_p50": args.itl_ms}  # fmt: skip
     head = (
-        f"{'streams':>7} {'tool':<12} {'reqs':>5} {'conc':>5} | {'TTFT p50':>8} {'err':>7} {'client':>7} | "
+        f"{'streams':>7} {'tool':<12} {'reqs':>5} {'conc':>5} {'tok/s':>6} | {'TTFT p50':>8} {'err':>7} {'client':>7} | "
         f"{'TTFT p99':>8} {'err':>7} {'client':>7} | {'ITL p50':>7} {'err':>6} {'client':>6} | "
         f"{'mean/req':>8} {'err':>6} | {'server sent TTFT p50/p99, gap p50':>33}"
     )
@@ -297,7 +297,7 @@ def print_table(rows: dict[int, dict[str, Cell]], args: argparse.Namespace, runs
         errs: dict[str, dict[str, float | None]] = {}
         for tool, c in tools.items():
             if c.error is not None:
-                print(f"{streams:>7} {tool:<12} {'':>5} {'':>5} | not run: {c.error}")
+                print(f"{streams:>7} {tool:<12} {'':>5} {'':>5} {'':>6} | not run: {c.error}")
                 continue
             vals = {"ttft_p50": c.ttft_p50, "ttft_p99": c.ttft_p99, "itl_p50": c.itl_p50,
                     "itl_mean_p50": c.itl_mean_p50}  # fmt: skip
@@ -307,8 +307,10 @@ def print_table(rows: dict[int, dict[str, Cell]], args: argparse.Namespace, runs
                    f"{fmt(c.server.get('itl_p50'))}")  # fmt: skip
             star = "*" if tool == "guidellm" else " "
             conc = "-" if c.concurrency is None else f"{c.concurrency:.0f}"
+            rate = c.requests * args.tokens / args.seconds  # deltas read per second
             print(
-                f"{streams:>7} {tool:<12} {c.requests:>5} {conc:>5} | {fmt(c.ttft_p50):>8} "
+                f"{streams:>7} {tool:<12} {c.requests:>5} {conc:>5} {rate:>6.0f} | "
+                f"{fmt(c.ttft_p50):>8} "
                 f"{fmt(errs[tool]['ttft_p50'], True):>7} {fmt(cl['ttft_p50'], True):>7} | "
                 f"{fmt(c.ttft_p99):>8} {fmt(errs[tool]['ttft_p99'], True):>7} "
                 f"{fmt(cl['ttft_p99'], True):>7} | {fmt(c.itl_p50):>6}{star} "
@@ -320,7 +322,7 @@ def print_table(rows: dict[int, dict[str, Cell]], args: argparse.Namespace, runs
             ours, theirs = errs["chatconform"], errs["guidellm"]
             r = {k: ratio(theirs[k], ours[k]) for k in truth}
             print(
-                f"{streams:>7} {'err ratio':<12} {'':>5} {'':>5} | {'':>8} {r['ttft_p50']:>7} {'':>7} | "
+                f"{streams:>7} {'err ratio':<12} {'':>5} {'':>5} {'':>6} | {'':>8} {r['ttft_p50']:>7} {'':>7} | "
                 f"{'':>8} {r['ttft_p99']:>7} {'':>7} | {'':>7} {r['itl_p50']:>6} {'':>6} | "
                 f"{'':>8} {r['itl_mean_p50']:>6} |"
             )
@@ -328,7 +330,8 @@ def print_table(rows: dict[int, dict[str, Cell]], args: argparse.Namespace, runs
         "\nnotes: err ratio = |GuideLLM err| / |chatconform err| vs the injected truth (> 1: "
         "chatconform closer; errors under 0.01 ms count as 0.01).\n"
         "  reqs = completed requests of a run; conc = the concurrency reached (Little's law: "
-        "completed req/s × mean E2E),\n  against the streams asked for.\n"
+        "completed req/s × mean E2E),\n  against the streams asked for; tok/s = reqs × "
+        "deltas per reply / run seconds (content deltas read per second).\n"
         "  chatconform: TTFT = first content delta read − request sent; ITL p50 = every gap "
         "between content deltas, pooled (per gap);\n  mean/req = its TPOT, (E2E − TTFT) / "
         "(deltas − 1) per request.\n"

@@ -2,8 +2,9 @@
 
 Each closed-loop user owns a keep-alive pool of one connection (a user runs one request at a
 time, so the pools add up to the concurrency); the open-loop driver shares one pool sized to
-its in-flight cap. Every request is read by the shared reader (chatconform.reader), measured on
-a Timeline and judged by the suites' stream checks (chatconform.load.conformance).
+its in-flight cap. Every request is read by the load path's reader (chatconform.load.h1reader,
+the project's one SSE parser), measured on a Timeline and judged by the suites' stream checks
+(chatconform.load.conformance).
 
 At the end of the run no new request starts (``LoadContext.stopping``); requests in flight run to
 their end, or to their own stream deadline, and are counted like any other.
