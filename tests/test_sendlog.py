@@ -64,3 +64,34 @@ def test_precise_sleep_is_never_early() -> None:
         return late
 
     assert min(asyncio.run(main())) >= 0
+
+
+def test_the_timerfd_waker_wakes_each_waiter_at_or_after_its_time() -> None:
+    """Waiters out of order, one cancelled: each wakes, never before its due time."""
+    import asyncio
+
+    import pytest
+
+    from chatconform.reference.calibration import clock
+    from chatconform.reference.precise import waker
+
+    async def main() -> list[float]:
+        w = waker()
+        if w is None:
+            pytest.skip("no timerfd on this system")  # Linux has one: this runs here
+        start = clock()
+        dues = [start + d for d in (0.030, 0.010, 0.020, 0.010, 0.005)]
+
+        async def one(due: float) -> float:
+            await w.sleep_until(due)
+            return clock() - due
+
+        cancelled = asyncio.ensure_future(w.sleep_until(start + 0.015))
+        tasks = [asyncio.ensure_future(one(d)) for d in dues]
+        await asyncio.sleep(0)
+        cancelled.cancel()
+        return list(await asyncio.wait_for(asyncio.gather(*tasks), timeout=5))
+
+    late = asyncio.run(main())
+    assert len(late) == 5
+    assert min(late) >= 0

@@ -4,8 +4,10 @@ Every frame is encoded before the schedule starts (the scripted reply is known a
 what is left per delta is the sleep to its due time, one entry in the send log and one write,
 handed to the ASGI server past the app's own send wrappers (``CatchAll`` leaves the send it was
 given in the scope under ``RAW_SEND``). Receipt, due and send times are on ``time.monotonic()``
-(see :func:`clock`), so the send log is exact to the microsecond. The bytes are the ones the normal path sends with no
-variation or fault switched on (the same encoder); only the per-event path is shorter.
+(see :func:`clock`), so the send log is exact to the microsecond, and each delta is woken by a
+timerfd (``reference.precise``), not by the loop's millisecond timers. The bytes are the ones the
+normal path sends with no variation or fault switched on (the same encoder); only the per-event
+path is shorter.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from chatconform.reference.clock import delta_deadline
+from chatconform.reference.precise import waker
 from chatconform.reference.sendlog import SendLog
 
 RAW_SEND = "chatconform.raw_send"
@@ -30,9 +33,14 @@ def clock() -> float:
 
 
 async def sleep_until_precise(due: float) -> None:
-    """Sleep until ``due`` on :func:`clock`, never less. uvloop's timers count whole
-    milliseconds from its cached clock, so one may fire early: then sleep again for what is
-    left (at least a millisecond, so a wait is never a spin): at most about 1 ms late."""
+    """Sleep until ``due`` on :func:`clock`, never less: woken by a timerfd (``precise``) where
+    there is one, to tens of microseconds. Else on the loop's timers, which count whole
+    milliseconds (uvloop's from its cached clock, so one may fire early: then sleep again for
+    what is left, at least a millisecond, so a wait is never a spin): about 1 ms late."""
+    w = waker()
+    if w is not None:
+        await w.sleep_until(due)
+        return
     left = due - monotonic()
     while left > 0:
         await asyncio.sleep(max(left, MIN_SLEEP_S))
