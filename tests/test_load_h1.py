@@ -9,6 +9,8 @@ is bounded; no assertion is on a duration except the bounds the reader promises 
 from __future__ import annotations
 
 import json
+import os
+import select
 import socket
 import threading
 import time
@@ -385,7 +387,9 @@ def test_a_read_is_stamped_when_its_bytes_arrived_not_when_it_was_read(serve) ->
             http.request_bytes("GET", server.url, {}, b""), time.perf_counter_ns() + 5 * 10**9, 5
         )
         assert sent.wait(5)
-        time.sleep(0.05)  # the bytes are in the socket's queue well before the read below
+        readable, _, _ = select.select([conn.sock], [], [], 5)  # the bytes are in its queue
+        assert readable
+        time.sleep(0.01)
         before_read = time.perf_counter_ns()
         data, t = conn.recv(time.perf_counter_ns() + 5_000_000_000, 5)
         http.release(conn, False)
@@ -464,3 +468,59 @@ def test_read_exchange_records_what_went_on_the_wire(serve) -> None:  # type: ig
         read_exchange(http, ex, target.limits, target.redact)
     assert (ex.status, ex.body, ex.error) == (404, b"nop", None)
     assert server.requests[0][1].startswith(b"GET /api/v1/q?a=1 HTTP/1.1\r\n")
+
+
+# -- under gevent: one timer per exchange bounds it ------------------------------------------------
+
+GEVENT_CLIENT = """
+from gevent import monkey; monkey.patch_all()
+import json, sys, time
+from chatconform.load.stream import make_client, stream_exchange
+from chatconform.load.timeline import Timeline
+from chatconform.target import Limits, Target
+out = {}
+for path, limits in (("/ok", Limits(timeout=1, stream_timeout=5)),
+                     ("/stall", Limits(timeout=0.3, stream_timeout=5)),
+                     ("/endless", Limits(timeout=1, stream_timeout=0.5))):
+    target = Target(sys.argv[1], api_key="k", agent_id="m", limits=limits)
+    with make_client(target, 1) as http:
+        t0 = time.monotonic()
+        tl = Timeline("completions", time.perf_counter_ns())
+        ex = stream_exchange(tl, http, target, path, {"stream": True})
+        out[path] = {"error": ex.error, "ended_by": ex.stream.ended_by, "outcome": tl.outcome,
+                     "elapsed": time.monotonic() - t0, "timer": http.gevent}
+print(json.dumps(out))
+"""
+
+
+def test_under_gevent_one_timer_bounds_reads_and_the_exchange(serve) -> None:  # type: ignore[no-untyped-def]
+    import subprocess
+    import sys
+
+    def handler(conn: socket.socket, index: int, n: int) -> bool:
+        path = server.requests[-1][1].split(b" ")[1]
+        if path.endswith(b"/ok"):
+            conn.sendall(SSE_HEAD + chunked(*STREAM))
+            return True
+        conn.sendall(SSE_HEAD + b"%x\r\n%s\r\n" % (len(STREAM[1]), STREAM[1]))
+        for _ in range(200 if path.endswith(b"/endless") else 0):
+            conn.sendall(b"%x\r\n%s\r\n" % (len(STREAM[2]), STREAM[2]))
+            if server.stop.wait(0.02):
+                break
+        server.stop.wait(5)
+        return False
+
+    server = serve(handler)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWYTE_")}
+    proc = subprocess.run([sys.executable, "-c", GEVENT_CLIENT, f"http://127.0.0.1:{server.port}"],
+                          capture_output=True, text=True, timeout=60, env=env)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert all(r["timer"] for r in out.values())  # the gevent path ran
+    assert (out["/ok"]["outcome"], out["/ok"]["error"]) == (OK, None)
+    assert out["/stall"]["error"] == "no byte for 0.3 s after event 1"
+    assert out["/stall"]["ended_by"] == "timeout"
+    assert out["/stall"]["elapsed"] < 3.0
+    assert out["/endless"]["error"].startswith("stream still open after 0.5 s")
+    assert out["/endless"]["ended_by"] == "timeout"
+    assert out["/endless"]["elapsed"] < 3.0

@@ -32,7 +32,10 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
+
+from chatconform.reader import under_gevent
 
 now = time.perf_counter_ns
 
@@ -181,46 +184,64 @@ def _stamp(ancdata: list[tuple[int, int, bytes]], returned: int) -> int:
 
 
 class Connection:
-    """One HTTP/1.1 connection: a socket and the bytes read past the last message."""
+    """One HTTP/1.1 connection: a socket and the bytes read past the last message.
 
-    def __init__(self, sock: socket.socket | ssl.SSLSocket, stamps: bool) -> None:
+    Bounds: in plain threads each write and read gets a socket timeout of what is left of the
+    read timeout and of the deadline. Under gevent (``bounded_by_timer``) the socket waits
+    without a timeout and one timer per exchange (:class:`GeventBound`) throws ReadTimeout or
+    Deadline into the reading greenlet instead: gevent would otherwise arm a timer per read.
+    """
+
+    def __init__(
+        self, sock: socket.socket | ssl.SSLSocket, stamps: bool, bounded_by_timer: bool = False
+    ) -> None:
         self.sock = sock
         self.buf = b""
         self.stamps = stamps
+        self.bounded_by_timer = bounded_by_timer
         self.requests = 0
         self.read_lag_ns = 0  # the largest (read returned − bytes arrived) on this connection
+        self.last_io = now()  # the last time a read returned or a write began
+        self.sent_ns = 0  # when the last request began to be written
         self.closed = False
+        if bounded_by_timer:
+            sock.settimeout(None)
 
-    def _timeout(self, deadline: int, read_timeout: float) -> float:
-        left = (deadline - now()) / 1e9
-        if left <= 0:
+    def _limit(self, deadline: int, read_timeout: float) -> float | None:
+        t = now()
+        self.last_io = t
+        if t >= deadline:
             raise Deadline
-        return min(left, read_timeout)
+        if self.bounded_by_timer:
+            return None
+        limit = min((deadline - t) / 1e9, read_timeout)
+        self.sock.settimeout(limit)
+        return limit
 
     def send(self, data: bytes, deadline: int, timeout: float) -> None:
-        limit = self._timeout(deadline, timeout)
-        self.sock.settimeout(limit)
+        limit = self._limit(deadline, timeout)
+        self.sent_ns = self.last_io  # no byte of the answer can have arrived before this
         try:
             self.sock.sendall(data)
         except TimeoutError as exc:
-            raise (Deadline if limit < timeout else ReadTimeout) from exc
+            raise (Deadline if limit is not None and limit < timeout else ReadTimeout) from exc
 
     def recv(self, deadline: int, timeout: float) -> tuple[bytes, int]:
         """One read: (bytes, arrival time); b"" at EOF."""
-        limit = self._timeout(deadline, timeout)
-        self.sock.settimeout(limit)
+        limit = self._limit(deadline, timeout)
         try:
             if self.stamps:
                 data, anc, _flags, _addr = self.sock.recvmsg(READ_BYTES, _ANC_BYTES)
-                returned = now()
-                t = _stamp(anc, returned)
+                returned = self.last_io = now()
+                t = max(_stamp(anc, returned), self.sent_ns)  # a clock step cannot go before it
                 if returned - t > self.read_lag_ns:
                     self.read_lag_ns = returned - t
                 return data, t
             data = self.sock.recv(READ_BYTES)
-            return data, now()
+            self.last_io = now()
+            return data, self.last_io
         except TimeoutError as exc:
-            raise (Deadline if limit < timeout else ReadTimeout) from exc
+            raise (Deadline if limit is not None and limit < timeout else ReadTimeout) from exc
 
     def idle_and_open(self) -> bool:
         """A kept-alive connection is reusable only while nothing is readable on it (a readable
@@ -240,6 +261,47 @@ class Connection:
             self.closed = True
             with contextlib.suppress(OSError):
                 self.sock.close()
+
+
+class GeventBound:
+    """Under gevent: one timer for a whole exchange on ``conn``, instead of one per read.
+
+    It fires at the earlier of the deadline and the read timeout after the connection's last
+    I/O; then it throws Deadline or ReadTimeout into the greenlet that started it (blocked in a
+    read or write: the only waits of an exchange), or re-arms for what is left.
+    """
+
+    def __init__(self, conn: Connection, deadline: int, read_timeout: float) -> None:
+        import gevent
+
+        self.conn = conn
+        self.deadline = deadline
+        self.read_timeout_ns = int(read_timeout * 1e9)
+        self.glet = gevent.getcurrent()
+        self.loop = gevent.get_hub().loop
+        self.timer: Any = None
+        self._arm()
+
+    def _arm(self) -> None:
+        due = min(self.deadline, self.conn.last_io + self.read_timeout_ns)
+        self.timer = self.loop.timer(max(due - now(), 0) / 1e9)
+        self.timer.start(self._fire, update=True)
+
+    def _fire(self) -> None:
+        self.timer.close()
+        t = now()
+        if t >= self.deadline:
+            self.glet.throw(Deadline())
+        elif t - self.conn.last_io >= self.read_timeout_ns:
+            self.glet.throw(ReadTimeout())
+        else:
+            self._arm()
+
+    def cancel(self) -> None:
+        if self.timer is not None:
+            self.timer.stop()
+            self.timer.close()
+            self.timer = None
 
 
 class H1Client:
@@ -274,6 +336,7 @@ class H1Client:
         self._slots = threading.BoundedSemaphore(max(1, connections))
         self.closed = False
         self.read_lag_ns = 0  # the largest read lag of a connection closed or returned so far
+        self.gevent = under_gevent()
 
     def __enter__(self) -> H1Client:
         return self
@@ -333,7 +396,11 @@ class H1Client:
         except BaseException:
             sock.close()
             raise
-        return Connection(sock, stamps)
+        return Connection(sock, stamps, bounded_by_timer=self.gevent)
+
+    def bound(self, conn: Connection, deadline: int, read_timeout: float) -> GeventBound | None:
+        """Under gevent, the exchange's one timer (cancel it when done); else None."""
+        return GeventBound(conn, deadline, read_timeout) if conn.bounded_by_timer else None
 
     def _retire(self, conn: Connection) -> None:
         self.read_lag_ns = max(self.read_lag_ns, conn.read_lag_ns)

@@ -28,6 +28,7 @@ from chatconform.load.h1 import (
     ChunkedDecoder,
     Connection,
     Deadline,
+    GeventBound,
     H1Client,
     Head,
     ProtocolError,
@@ -160,6 +161,17 @@ def _request(conn: Connection, ex: Exchange, data: bytes, deadline: int, timeout
     return read_head(conn, deadline, timeout)
 
 
+def _connect(
+    client: H1Client, deadline: int, timeout: float, bounds: list[GeventBound]
+) -> tuple[Connection, bool]:
+    """A connection from the pool, with its exchange timer under gevent (kept in ``bounds``)."""
+    conn, reused = client.acquire(deadline)
+    bound = client.bound(conn, deadline, timeout)
+    if bound is not None:
+        bounds.append(bound)
+    return conn, reused
+
+
 def read_exchange(
     client: H1Client, ex: Exchange, limits: Limits, redact: Callable[[str], str] = lambda s: s
 ) -> None:
@@ -176,18 +188,21 @@ def read_exchange(
     conn: Connection | None = None
     framing = Framing()
     stage = "connect"
+    bounds: list[GeventBound] = []
     try:
-        conn, reused = client.acquire(deadline)
+        conn, reused = _connect(client, deadline, timeout, bounds)
         stage = "send"
         try:
             head = _request(conn, ex, data, deadline, timeout)
         except (EarlyClose, ConnectionResetError, BrokenPipeError) as exc:
             if not reused or (isinstance(exc, EarlyClose) and not exc.nothing):
                 raise
+            for bound in bounds:
+                bound.cancel()
             client.release(conn, False)  # closed by the server while idle: once more, anew
             conn = None
             stage = "connect"
-            conn, _ = client.acquire(deadline)
+            conn, _ = _connect(client, deadline, timeout, bounds)
             stage = "send"
             head = _request(conn, ex, data, deadline, timeout)
         stage = "body"
@@ -228,6 +243,8 @@ def read_exchange(
         if ex.stream is not None:
             ex.stream.close("transport-error")
     finally:
+        for bound in bounds:
+            bound.cancel()
         if conn is not None:
             client.release(conn, framing.complete and framing.reusable)
         ex.t_end_ns = now()
