@@ -524,3 +524,26 @@ def test_under_gevent_one_timer_bounds_reads_and_the_exchange(serve) -> None:  #
     assert out["/endless"]["error"].startswith("stream still open after 0.5 s")
     assert out["/endless"]["ended_by"] == "timeout"
     assert out["/endless"]["elapsed"] < 3.0
+
+
+def test_read_lag_is_recorded_per_exchange_and_pooled_over_processes(serve) -> None:  # type: ignore[no-untyped-def]
+    from chatconform.load.health import HealthMonitor, merge
+
+    def handler(conn: socket.socket, index: int, n: int) -> bool:
+        conn.sendall(SSE_HEAD + chunked(*STREAM))
+        return True
+
+    server = serve(handler)
+    target = target_of(server)
+    with make_client(target, 1) as http:
+        _, ex = stream_once(target, http)
+    assert (ex.read_lag_ns is not None) == KERNEL_STAMPS
+    monitors = [HealthMonitor("local"), HealthMonitor("worker")]
+    for _ in range(300):
+        monitors[0].add_read_lag(5_000_000)  # 5 ms: the p99 whatever the one measured above
+    monitors[1].add_read_lag(ex.read_lag_ns)
+    monitors[1].add_read_lag(None)  # no kernel stamps: nothing recorded
+    merged = merge([m.report() for m in monitors])
+    assert merged["read_lag_p99_ms"] is not None
+    assert 4.9 <= merged["read_lag_p99_ms"] <= 5.1
+    assert all("read_lag_hist" not in p for p in merged["processes"])

@@ -203,6 +203,7 @@ class Connection:
         self.read_lag_ns = 0  # the largest (read returned − bytes arrived) on this connection
         self.last_io = now()  # the last time a read returned or a write began
         self.sent_ns = 0  # when the last request began to be written
+        self.exchange_lag_ns = 0  # the largest read lag since then
         self.closed = False
         if bounded_by_timer:
             sock.settimeout(None)
@@ -221,6 +222,7 @@ class Connection:
     def send(self, data: bytes, deadline: int, timeout: float) -> None:
         limit = self._limit(deadline, timeout)
         self.sent_ns = self.last_io  # no byte of the answer can have arrived before this
+        self.exchange_lag_ns = 0
         try:
             self.sock.sendall(data)
         except TimeoutError as exc:
@@ -234,8 +236,9 @@ class Connection:
                 data, anc, _flags, _addr = self.sock.recvmsg(READ_BYTES, _ANC_BYTES)
                 returned = self.last_io = now()
                 t = max(_stamp(anc, returned), self.sent_ns)  # a clock step cannot go before it
-                if returned - t > self.read_lag_ns:
-                    self.read_lag_ns = returned - t
+                if returned - t > self.exchange_lag_ns:
+                    self.exchange_lag_ns = returned - t
+                    self.read_lag_ns = max(self.read_lag_ns, returned - t)
                 return data, t
             data = self.sock.recv(READ_BYTES)
             self.last_io = now()

@@ -246,6 +246,8 @@ def read_exchange(
         for bound in bounds:
             bound.cancel()
         if conn is not None:
+            if conn.stamps:
+                ex.read_lag_ns = conn.exchange_lag_ns
             client.release(conn, framing.complete and framing.reusable)
         ex.t_end_ns = now()
 
