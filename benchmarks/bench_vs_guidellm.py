@@ -69,6 +69,7 @@ class Cell:
     requests: int = 0
     concurrency: float | None = None  # achieved, by Little's law: ok req/s × mean E2E
     saturated: bool = False
+    read_lag_p99: float | None = None  # chatconform: how late it read what had arrived (ms)
     error: str | None = None
     server: dict[str, Any] = field(default_factory=dict)
 
@@ -126,7 +127,7 @@ def run_chatconform(
     t, i, m, e2e = ep["ttft_ms"], ep["itl_ms"], ep["tpot_ms"], ep["e2e_ms"]
     conc = ep["requests_per_s"] * e2e["mean"] / 1000.0 if e2e.get("mean") is not None else None
     return Cell(t["p50"], t["p99"], i["p50"], m["p50"], ep["ok"], conc,
-                bool(s["client"]["saturated"]))  # fmt: skip
+                bool(s["client"]["saturated"]), s["client"].get("read_lag_p99_ms"))  # fmt: skip
 
 
 # -- GuideLLM ----------------------------------------------------------------------------------
@@ -270,6 +271,7 @@ def summarize(cells: list[Cell]) -> Cell:
         int(statistics.median([c.requests for c in ok])),
         median([c.concurrency for c in ok]),
         any(c.saturated for c in ok),
+        median([c.read_lag_p99 for c in ok]),
         None,
         server,
     )
@@ -316,7 +318,9 @@ def print_table(rows: dict[int, dict[str, Cell]], args: argparse.Namespace, runs
                 f"{fmt(cl['ttft_p99'], True):>7} | {fmt(c.itl_p50):>6}{star} "
                 f"{fmt(errs[tool]['itl_p50'], True):>6} {fmt(cl['itl_p50'], True):>6} | "
                 f"{fmt(c.itl_mean_p50):>8} {fmt(errs[tool]['itl_mean_p50'], True):>6} | "
-                f"{srv:>33}" + ("  client saturated" if c.saturated else "")
+                f"{srv:>33}"
+                + ("  client saturated" if c.saturated else "")
+                + ("" if c.read_lag_p99 is None else f" (read lag p99 {c.read_lag_p99:.1f} ms)")
             )
         if "chatconform" in errs and "guidellm" in errs:
             ours, theirs = errs["chatconform"], errs["guidellm"]
