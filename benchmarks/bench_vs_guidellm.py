@@ -69,6 +69,7 @@ class Cell:
     requests: int = 0
     concurrency: float | None = None  # achieved, by Little's law: ok req/s × mean E2E
     saturated: bool = False
+    read_lag_p99: float | None = None  # chatconform: how late it read what had arrived (ms)
     error: str | None = None
     server: dict[str, Any] = field(default_factory=dict)
 
@@ -126,7 +127,7 @@ def run_chatconform(
     t, i, m, e2e = ep["ttft_ms"], ep["itl_ms"], ep["tpot_ms"], ep["e2e_ms"]
     conc = ep["requests_per_s"] * e2e["mean"] / 1000.0 if e2e.get("mean") is not None else None
     return Cell(t["p50"], t["p99"], i["p50"], m["p50"], ep["ok"], conc,
-                bool(s["client"]["saturated"]))  # fmt: skip
+                bool(s["client"]["saturated"]), s["client"].get("read_lag_p99_ms"))  # fmt: skip
 
 
 # -- GuideLLM ----------------------------------------------------------------------------------
@@ -270,6 +271,7 @@ def summarize(cells: list[Cell]) -> Cell:
         int(statistics.median([c.requests for c in ok])),
         median([c.concurrency for c in ok]),
         any(c.saturated for c in ok),
+        median([c.read_lag_p99 for c in ok]),
         None,
         server,
     )
@@ -284,7 +286,7 @@ def print_table(rows: dict[int, dict[str, Cell]], args: argparse.Namespace, runs
     truth = {"ttft_p50": args.ttft_ms, "ttft_p99": args.ttft_ms, "itl_p50": args.itl_ms,
              "itl_mean_p50": args.itl_ms}  # fmt: skip
     head = (
-        f"{'streams':>7} {'tool':<12} {'reqs':>5} {'conc':>5} | {'TTFT p50':>8} {'err':>7} {'client':>7} | "
+        f"{'streams':>7} {'tool':<12} {'reqs':>5} {'conc':>5} {'tok/s':>6} | {'TTFT p50':>8} {'err':>7} {'client':>7} | "
         f"{'TTFT p99':>8} {'err':>7} {'client':>7} | {'ITL p50':>7} {'err':>6} {'client':>6} | "
         f"{'mean/req':>8} {'err':>6} | {'server sent TTFT p50/p99, gap p50':>33}"
     )
@@ -297,7 +299,7 @@ def print_table(rows: dict[int, dict[str, Cell]], args: argparse.Namespace, runs
         errs: dict[str, dict[str, float | None]] = {}
         for tool, c in tools.items():
             if c.error is not None:
-                print(f"{streams:>7} {tool:<12} {'':>5} {'':>5} | not run: {c.error}")
+                print(f"{streams:>7} {tool:<12} {'':>5} {'':>5} {'':>6} | not run: {c.error}")
                 continue
             vals = {"ttft_p50": c.ttft_p50, "ttft_p99": c.ttft_p99, "itl_p50": c.itl_p50,
                     "itl_mean_p50": c.itl_mean_p50}  # fmt: skip
@@ -307,20 +309,24 @@ def print_table(rows: dict[int, dict[str, Cell]], args: argparse.Namespace, runs
                    f"{fmt(c.server.get('itl_p50'))}")  # fmt: skip
             star = "*" if tool == "guidellm" else " "
             conc = "-" if c.concurrency is None else f"{c.concurrency:.0f}"
+            rate = c.requests * args.tokens / args.seconds  # deltas read per second
             print(
-                f"{streams:>7} {tool:<12} {c.requests:>5} {conc:>5} | {fmt(c.ttft_p50):>8} "
+                f"{streams:>7} {tool:<12} {c.requests:>5} {conc:>5} {rate:>6.0f} | "
+                f"{fmt(c.ttft_p50):>8} "
                 f"{fmt(errs[tool]['ttft_p50'], True):>7} {fmt(cl['ttft_p50'], True):>7} | "
                 f"{fmt(c.ttft_p99):>8} {fmt(errs[tool]['ttft_p99'], True):>7} "
                 f"{fmt(cl['ttft_p99'], True):>7} | {fmt(c.itl_p50):>6}{star} "
                 f"{fmt(errs[tool]['itl_p50'], True):>6} {fmt(cl['itl_p50'], True):>6} | "
                 f"{fmt(c.itl_mean_p50):>8} {fmt(errs[tool]['itl_mean_p50'], True):>6} | "
-                f"{srv:>33}" + ("  client saturated" if c.saturated else "")
+                f"{srv:>33}"
+                + ("  client saturated" if c.saturated else "")
+                + ("" if c.read_lag_p99 is None else f" (read lag p99 {c.read_lag_p99:.1f} ms)")
             )
         if "chatconform" in errs and "guidellm" in errs:
             ours, theirs = errs["chatconform"], errs["guidellm"]
             r = {k: ratio(theirs[k], ours[k]) for k in truth}
             print(
-                f"{streams:>7} {'err ratio':<12} {'':>5} {'':>5} | {'':>8} {r['ttft_p50']:>7} {'':>7} | "
+                f"{streams:>7} {'err ratio':<12} {'':>5} {'':>5} {'':>6} | {'':>8} {r['ttft_p50']:>7} {'':>7} | "
                 f"{'':>8} {r['ttft_p99']:>7} {'':>7} | {'':>7} {r['itl_p50']:>6} {'':>6} | "
                 f"{'':>8} {r['itl_mean_p50']:>6} |"
             )
@@ -328,7 +334,8 @@ def print_table(rows: dict[int, dict[str, Cell]], args: argparse.Namespace, runs
         "\nnotes: err ratio = |GuideLLM err| / |chatconform err| vs the injected truth (> 1: "
         "chatconform closer; errors under 0.01 ms count as 0.01).\n"
         "  reqs = completed requests of a run; conc = the concurrency reached (Little's law: "
-        "completed req/s × mean E2E),\n  against the streams asked for.\n"
+        "completed req/s × mean E2E),\n  against the streams asked for; tok/s = reqs × "
+        "deltas per reply / run seconds (content deltas read per second).\n"
         "  chatconform: TTFT = first content delta read − request sent; ITL p50 = every gap "
         "between content deltas, pooled (per gap);\n  mean/req = its TPOT, (E2E − TTFT) / "
         "(deltas − 1) per request.\n"

@@ -30,3 +30,68 @@ def test_bounded_but_counting() -> None:
     assert ttft["count"] == 10
     assert ttft["kept"] == 3
     assert abs(ttft["max"] - 102.0) < 1e-6  # the first 3 kept
+
+
+def test_calibration_runs_on_uvloop_when_installed() -> None:
+    """uvicorn's ``loop`` setting is applied only by ``uvicorn.run``; the reference runs
+    ``Server.serve`` itself, so the loop it asks for must come from its own runner."""
+    import asyncio
+
+    import pytest
+
+    from chatconform.reference.server import event_loop_and_parser, loop_factory
+
+    assert loop_factory("asyncio") is None
+    uvloop = pytest.importorskip("uvloop")  # the optional [calibration] extra
+    assert event_loop_and_parser(True)[0] == "uvloop"
+    factory = loop_factory("uvloop")
+    assert factory is not None
+    with asyncio.Runner(loop_factory=factory) as runner:
+        assert isinstance(runner.get_loop(), uvloop.Loop)
+
+
+def test_precise_sleep_is_never_early() -> None:
+    import asyncio
+
+    from chatconform.reference.calibration import clock, sleep_until_precise
+
+    async def main() -> list[float]:
+        late = []
+        for i in range(5):
+            due = clock() + 0.0005 * i
+            await sleep_until_precise(due)
+            late.append(clock() - due)
+        return late
+
+    assert min(asyncio.run(main())) >= 0
+
+
+def test_the_timerfd_waker_wakes_each_waiter_at_or_after_its_time() -> None:
+    """Waiters out of order, one cancelled: each wakes, never before its due time."""
+    import asyncio
+
+    import pytest
+
+    from chatconform.reference.calibration import clock
+    from chatconform.reference.precise import waker
+
+    async def main() -> list[float]:
+        w = waker()
+        if w is None:
+            pytest.skip("no timerfd on this system")  # Linux has one: this runs here
+        start = clock()
+        dues = [start + d for d in (0.030, 0.010, 0.020, 0.010, 0.005)]
+
+        async def one(due: float) -> float:
+            await w.sleep_until(due)
+            return clock() - due
+
+        cancelled = asyncio.ensure_future(w.sleep_until(start + 0.015))
+        tasks = [asyncio.ensure_future(one(d)) for d in dues]
+        await asyncio.sleep(0)
+        cancelled.cancel()
+        return list(await asyncio.wait_for(asyncio.gather(*tasks), timeout=5))
+
+    late = asyncio.run(main())
+    assert len(late) == 5
+    assert min(late) >= 0

@@ -1,4 +1,5 @@
-"""The one place a response is read: the conformance client and the load users both read through it.
+"""Where the conformance client reads a response (the load users read theirs through
+``chatconform.load.h1reader``, into the same Exchange and the same SSE parser).
 
 `read_exchange` sends one built request and fills an Exchange (record.py) as bytes arrive: status,
 headers, then either the event stream, parsed incrementally by the project's one SSE parser and
@@ -9,7 +10,8 @@ the caller). In plain threads the watchdog shuts the connection's socket down; u
 load users, whose keep-alive connections are reused and have no fresh socket to hand over) it
 raises a `gevent.Timeout` in the reading greenlet, wherever it is blocked.
 
-So a verdict and a latency figure never disagree about a stream: both come from this reader.
+So a verdict and a latency figure never disagree about a stream: both come from one Exchange,
+parsed once by the project's one SSE parser (``record.StreamRecord``).
 """
 
 from __future__ import annotations

@@ -81,6 +81,8 @@ class Exchange:
     t_start_ns: int = field(default_factory=time.perf_counter_ns)
     t_headers_ns: int | None = None
     t_end_ns: int | None = None
+    # the load path's reader: its largest (read returned − bytes arrived, per the kernel), ns
+    read_lag_ns: int | None = None
     _json: Any = field(default=_MISSING, repr=False)
 
     @property

@@ -119,6 +119,18 @@ def schema_findings(
     return out.add(finding(rule, f"{where} to be a valid {schema}", short(got, 400), ex, level))
 
 
+def schema_errors(
+    instance: Any, schema: str, rule: str, ex: Exchange | None, where: str, level: Level | None
+) -> list[Finding]:
+    """Only the findings of :func:`schema_findings`, for a caller that counts the evidence itself
+    (once per stream): a valid instance confirmed by the fast path builds no Outcome at all."""
+    from chatconform.spec import fast_valid
+
+    if fast_valid(schema, instance):
+        return []
+    return list(schema_findings(instance, schema, rule, ex, where, level))
+
+
 def key_of(value: Any) -> str:
     """A hashable, comparable key for any JSON value (ids are opaque and may be anything)."""
     return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)

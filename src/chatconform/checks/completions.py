@@ -9,7 +9,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from chatconform.checks.common import expect_status, finding, schema_findings, short
+from chatconform.checks.common import (
+    expect_status,
+    finding,
+    schema_errors,
+    schema_findings,
+    short,
+)
 from chatconform.record import Exchange
 from chatconform.verdicts import Finding, Outcome
 
@@ -102,9 +108,9 @@ def completion_stream(ex: Exchange, model: str) -> tuple[Outcome, str | None]:
             got = f"{where}: {short(raw, 120)!r}"
             out.append(finding("OAI-4", "each data: a chat.completion.chunk JSON", got, ex))
             break
-        found = schema_findings(c, "ChatCompletionChunk", "OAI-4", ex, where, "D")
+        found = schema_errors(c, "ChatCompletionChunk", "OAI-4", ex, where, "D")
         if found:
-            out.extend(list(found))  # the findings; the stream is counted once, above
+            out.extend(found)  # the findings; the stream is counted once, above
             break
         this = (c.get("id"), c.get("created"), c.get("model"))
         if ident is None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chatconform.checks.common import finding, key_of, schema_findings, short
+from chatconform.checks.common import finding, key_of, schema_errors, schema_findings, short
 from chatconform.checks.history import assembled
 from chatconform.checks.timing import gaps_text
 from chatconform.record import Exchange
@@ -119,7 +119,7 @@ def audit_events(ex: Exchange, body: list[tuple[Event, Any]], session_id: str) -
             got = f"{where}: data {short(e.data, 120)!r}"
             out.append(finding("SSE-3", "data to be an AuditEvent JSON object", got, ex))
         else:
-            out.add(*schema_findings(data, "AuditEvent", "SSE-3", ex, where, "D"))  # counted above
+            out.add(*schema_errors(data, "AuditEvent", "SSE-3", ex, where, "D"))  # counted above
             if isinstance(data, dict) and data.get("eventType") != e.type:
                 got = f"{where}: eventType {data.get('eventType')!r}"
                 out.append(finding("SSE-3", f"eventType equal to event: {e.type}", got, ex))

@@ -28,6 +28,7 @@ class HealthMonitor:
     def __init__(self, role: str) -> None:
         self.role = role
         self.lag = _hist()
+        self.read_lag = _hist()  # per request: how late the client read its bytes (load.h1)
         self._greenlet: Any = None
         self._cpu0 = time.process_time()
         self._wall0 = time.perf_counter()
@@ -52,6 +53,13 @@ class HealthMonitor:
             late_us = (time.perf_counter_ns() - t0) // 1000 - int(PROBE_S * 1e6)
             self.lag.record_value(min(max(late_us, 0), 60_000_000))
 
+    def add_read_lag(self, lag_ns: int | None) -> None:
+        """One request's largest read lag: its bytes arrived (kernel stamp), then waited this long
+        to be read. The arrival stamps leave it out of TTFT and ITL, unless a read merged
+        deltas that arrived apart (then they share the later one's time)."""
+        if lag_ns is not None:
+            self.read_lag.record_value(min(max(lag_ns // 1000, 1), 60_000_000))
+
     def stop(self) -> None:
         if self._greenlet is not None:
             self._greenlet.kill(block=False)
@@ -71,6 +79,8 @@ class HealthMonitor:
             "cpu_percent": self.cpu_percent(),
             "loop_lag_p99_ms": lag_p99(self.lag),
             "lag_hist": self.lag.encode().decode("ascii"),
+            "read_lag_p99_ms": lag_p99(self.read_lag),
+            "read_lag_hist": self.read_lag.encode().decode("ascii"),
         }
 
 
@@ -83,11 +93,14 @@ def lag_p99(hist: HdrHistogram) -> float | None:
 def merge(reports: list[dict[str, Any]]) -> dict[str, Any]:
     """The client's health over all load processes: the worst process's CPU, pooled lag p99."""
     pooled = _hist()
+    read_lag = _hist()
     processes = []
     for r in reports:
         if r.get("lag_hist"):
             pooled.add(HdrHistogram.decode(r["lag_hist"].encode("ascii")))
-        processes.append({k: v for k, v in r.items() if k != "lag_hist"})
+        if r.get("read_lag_hist"):
+            read_lag.add(HdrHistogram.decode(r["read_lag_hist"].encode("ascii")))
+        processes.append({k: v for k, v in r.items() if k not in ("lag_hist", "read_lag_hist")})
     load = [p for p in processes if p["role"] != "master"] or processes
     cpu = max((p["cpu_percent"] for p in load), default=None)
     lag = lag_p99(pooled)
@@ -101,6 +114,8 @@ def merge(reports: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "cpu_percent": cpu,
         "loop_lag_p99_ms": lag,
+        # per request, the largest delay between bytes arriving and the client reading them
+        "read_lag_p99_ms": lag_p99(read_lag),
         "check_cpu_s": round(check_s, 3),  # time spent in the conformance checks, all processes
         "checked_events": check_events,
         "check_us_per_event": round(check_s * 1e6 / check_events, 2) if check_events else None,

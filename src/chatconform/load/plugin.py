@@ -281,6 +281,7 @@ class LoadContext:
         self._judge(tl, ex, conformance.check_completion, self.target.agent_id or "")
 
     def _judge(self, tl: Timeline, ex: Exchange, check: Any, *args: Any) -> None:
+        self.health.add_read_lag(ex.read_lag_ns)
         if not self.settings.checks or not conformance.judged(ex):
             return
         try:

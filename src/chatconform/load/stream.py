@@ -1,10 +1,11 @@
-"""Send one streamed request through the shared reader and turn what came back into a Timeline.
+"""Send one streamed request and turn what came back into a Timeline.
 
-The read itself is chatconform.reader's (the conformance client's too): httpx (sync; cooperative
-under Locust's gevent monkey-patching) hands over each socket read as it comes, the SSE parser
-stamps every event with its read's arrival time, and the whole exchange is bounded, headers
-included (connect/read/pool timeouts, a whole-exchange deadline with a watchdog, a byte cap).
-The Exchange it records is what the conformance checks judge and what the timeline is read from.
+The read is ``load.h1reader``'s: a lean HTTP/1.1 client (``load.h1``; cooperative under Locust's
+gevent monkey-patching) hands over each socket read as it comes, stamped with its arrival time
+(the kernel's receive time where it gives one), to the project's one SSE parser; the whole
+exchange is bounded, headers included (connect/read timeouts, a whole-exchange deadline, a byte
+cap). The Exchange it records is what the conformance checks judge (the suites' own checks, on
+the same parse) and what the timeline is read from.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ import json
 import time
 from typing import Any
 
-import httpx
-
+from chatconform import __version__
+from chatconform.load.h1 import H1Client
+from chatconform.load.h1reader import read_exchange
 from chatconform.load.timeline import (
     CENSORED,
     CLASSIFIERS,
@@ -24,7 +26,6 @@ from chatconform.load.timeline import (
     Timeline,
     usage_tokens,
 )
-from chatconform.reader import read_exchange
 from chatconform.record import Exchange, excerpt
 from chatconform.target import Target
 from chatconform.tls import verifying_context
@@ -32,28 +33,36 @@ from chatconform.tls import verifying_context
 now = time.perf_counter_ns
 
 
-def make_client(target: Target, connections: int) -> httpx.Client:
+def make_client(target: Target, connections: int) -> H1Client:
     """A keep-alive pool of ``connections`` connections, every operation bounded."""
-    t = target.limits.timeout
-    return httpx.Client(
-        verify=verifying_context(),
-        timeout=httpx.Timeout(t, pool=t),
-        limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
-        headers={"Authorization": f"Bearer {target.api_key or ''}", "Accept-Encoding": "identity"},
-        follow_redirects=False,
-    )
+    headers = {
+        "Authorization": f"Bearer {target.api_key or ''}",
+        "Accept-Encoding": "identity",
+        "User-Agent": f"chatconform-load/{__version__}",
+    }
+    https = target.base_url.lower().startswith("https:")
+    return H1Client(target.base_url, headers, connections, target.limits.timeout,
+                    verifying_context() if https else None)  # fmt: skip
+
+
+def _exchange(
+    client: H1Client, method: str, url: str, headers: dict[str, str], content: bytes | None
+) -> Exchange:
+    """The Exchange of a request as it goes on the wire (the client's headers included)."""
+    sent = dict(client.headers)
+    sent.update(headers)
+    return Exchange(method, url, sent, content)
 
 
 def call_json(
-    client: httpx.Client, target: Target, method: str, path: str, body: Any = None
+    client: H1Client, target: Target, method: str, path: str, body: Any = None
 ) -> tuple[int | None, Any, str | None, float]:
     """A plain JSON call (session create/end): (status, parsed body, error, elapsed ms)."""
     t0 = now()
     content = None if body is None else json.dumps(body).encode()
     headers = {"Content-Type": "application/json"} if content is not None else {}
-    request = client.build_request(method, target.url(path), content=content, headers=headers)
-    ex = Exchange(method, str(request.url), dict(request.headers), content)
-    read_exchange(client, request, ex, target.limits, target.redact)
+    ex = _exchange(client, method, target.url(path), headers, content)
+    read_exchange(client, ex, target.limits, target.redact)
     elapsed = (now() - t0) / 1e6
     if ex.status is None:
         return None, None, ex.error, elapsed
@@ -61,7 +70,7 @@ def call_json(
 
 
 def stream_exchange(
-    tl: Timeline, client: httpx.Client, target: Target, path: str, body: dict[str, Any]
+    tl: Timeline, client: H1Client, target: Target, path: str, body: dict[str, Any]
 ) -> Exchange:
     """POST ``body`` to ``path`` expecting an event stream; the timeline is filled from it.
 
@@ -70,13 +79,12 @@ def stream_exchange(
     """
     content = json.dumps(body).encode()
     headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
-    request = client.build_request("POST", target.url(path), content=content, headers=headers)
-    ex = Exchange("POST", str(request.url), dict(request.headers), content)
+    ex = _exchange(client, "POST", target.url(path), headers, content)
     tl.t_sent = now()
     if tl.t_dispatch is None:
         tl.t_dispatch = tl.t_sent
     try:
-        read_exchange(client, request, ex, target.limits, target.redact)
+        read_exchange(client, ex, target.limits, target.redact)
     except Exception as exc:  # a harness bug or an exotic failure: record it, never crash the user
         ex.error = f"{type(exc).__name__}: {exc}"[:300]
         ex.t_end_ns = now()
@@ -107,7 +115,8 @@ def observe(tl: Timeline, ex: Exchange) -> None:
         return
     rec = ex.stream
     tl.bytes = rec.parser.bytes_seen
-    tl.on_events(rec.events, CLASSIFIERS[tl.endpoint])
+    # one JSON parse per event, shared with the conformance checks (StreamRecord.parsed)
+    tl.on_events(rec.events, CLASSIFIERS[tl.endpoint], rec.parsed())
     if tl.endpoint == "completions":
         tl.usage_tokens = usage_tokens(rec.events)
     else:

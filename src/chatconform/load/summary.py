@@ -174,6 +174,8 @@ def lines(summary: dict[str, Any]) -> list[str]:
             out.append(f"  {metric:8} {d['count']:>7} {cells}  {summary['definitions'][metric]}")
     c = summary["client"]
     client = f"client: cpu {c['cpu_percent']}%, loop lag p99 {c['loop_lag_p99_ms']} ms"
+    if c.get("read_lag_p99_ms") is not None:
+        client += f", read lag p99 {c['read_lag_p99_ms']} ms"
     if c.get("checked_events"):
         client += (
             f", checks {c['check_cpu_s']} s for {c['checked_events']} events "

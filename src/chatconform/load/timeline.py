@@ -43,12 +43,21 @@ ENDPOINTS = ("sessions", "completions")
 DONE_DATA = "[DONE]"
 
 
-def classify_session(event: Event) -> int:
-    """Session API: ``agent_message`` with a non-empty delta is content; done/error terminate."""
+UNPARSED: Any = object()  # a classifier's ``data`` when the caller has not parsed the event
+
+
+def classify_session(event: Event, data: Any = UNPARSED) -> int:
+    """Session API: ``agent_message`` with a non-empty delta is content; done/error terminate.
+
+    ``data``: the event's data already parsed as JSON (None: not JSON), as
+    ``StreamRecord.parsed()`` gives it to every reader of the stream; else parsed here.
+    """
     kind = event.type
     if kind == "agent_message":
         try:
-            delta = json.loads(event.data)["payload"]["delta"]
+            if data is UNPARSED:
+                data = json.loads(event.data)
+            delta = data["payload"]["delta"]
         except (ValueError, KeyError, TypeError):
             return OTHER
         return CONTENT if isinstance(delta, str) and delta else OTHER
@@ -59,15 +68,18 @@ def classify_session(event: Event) -> int:
     return OTHER
 
 
-def classify_completion(event: Event) -> int:
-    """Completions: a chunk whose delta.content is non-empty is content (not the role-only one)."""
-    data = event.data
-    if data == DONE_DATA:
+def classify_completion(event: Event, chunk: Any = UNPARSED) -> int:
+    """Completions: a chunk whose delta.content is non-empty is content (not the role-only one).
+
+    ``chunk``: the data already parsed (None: not JSON), as in :func:`classify_session`.
+    """
+    if event.data == DONE_DATA:
         return DONE
-    try:
-        chunk = json.loads(data)
-    except ValueError:
-        return OTHER
+    if chunk is UNPARSED:
+        try:
+            chunk = json.loads(event.data)
+        except ValueError:
+            return OTHER
     if not isinstance(chunk, dict):
         return OTHER
     if "error" in chunk:
@@ -83,7 +95,7 @@ def classify_completion(event: Event) -> int:
     return OTHER
 
 
-CLASSIFIERS: dict[str, Callable[[Event], int]] = {
+CLASSIFIERS: dict[str, Callable[[Event, Any], int]] = {
     "sessions": classify_session,
     "completions": classify_completion,
 }
@@ -114,17 +126,24 @@ class Timeline:
     checked: bool = False  # the stream went through the conformance checks
     violations: list[dict[str, str]] = field(default_factory=list)  # {rule, level, message}
 
-    def on_events(self, events: list[Event], classify: Callable[[Event], int]) -> bool:
-        """Advance with the events one read completed; True once a terminal frame was seen.
+    def on_events(
+        self,
+        events: list[Event],
+        classify: Callable[[Event, Any], int],
+        parsed: list[Any] | None = None,
+    ) -> bool:
+        """Advance with ``events``; True once a terminal frame was seen.
 
-        Events after the terminal frame are ignored here (the conformance checks judge them).
+        ``parsed``: each event's data as JSON, one per event (``StreamRecord.parsed()``: the
+        parse the conformance checks read too), else each event is parsed here. Events after
+        the terminal frame are ignored here (the conformance checks judge them).
         """
-        for ev in events:
+        for i, ev in enumerate(events):
             if self.t_terminal is not None:
                 return True
             if self.t_first_event is None:
                 self.t_first_event = ev.t_ns
-            kind = classify(ev)
+            kind = classify(ev, parsed[i] if parsed is not None else UNPARSED)
             if kind == CONTENT:
                 self.content.append(ev.t_ns)
             elif kind == DONE:

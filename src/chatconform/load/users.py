@@ -2,8 +2,9 @@
 
 Each closed-loop user owns a keep-alive pool of one connection (a user runs one request at a
 time, so the pools add up to the concurrency); the open-loop driver shares one pool sized to
-its in-flight cap. Every request is read by the shared reader (chatconform.reader), measured on
-a Timeline and judged by the suites' stream checks (chatconform.load.conformance).
+its in-flight cap. Every request is read by the load path's reader (chatconform.load.h1reader,
+the project's one SSE parser), measured on a Timeline and judged by the suites' stream checks
+(chatconform.load.conformance).
 
 At the end of the run no new request starts (``LoadContext.stopping``); requests in flight run to
 their end, or to their own stream deadline, and are counted like any other.
@@ -14,10 +15,10 @@ from __future__ import annotations
 import time
 
 import gevent
-import httpx
 from gevent.pool import Pool
 from locust import User, constant, task
 
+from chatconform.load.h1 import H1Client
 from chatconform.load.openloop import offsets_ns
 from chatconform.load.plugin import LoadContext, context
 from chatconform.load.stream import call_json, make_client, stream_exchange
@@ -38,7 +39,7 @@ def completion_body(ctx: LoadContext) -> dict[str, object]:
     return body
 
 
-def completion_turn(ctx: LoadContext, http: httpx.Client, t_intended: int) -> None:
+def completion_turn(ctx: LoadContext, http: H1Client, t_intended: int) -> None:
     tl = Timeline("completions", t_intended)
     try:
         with ctx.in_flight():
@@ -48,7 +49,7 @@ def completion_turn(ctx: LoadContext, http: httpx.Client, t_intended: int) -> No
         ctx.record(tl)
 
 
-def create_session(ctx: LoadContext, http: httpx.Client) -> str | None:
+def create_session(ctx: LoadContext, http: H1Client) -> str | None:
     status, data, error, ms = call_json(
         http, ctx.target, "POST", "/chat/sessions", {"agentId": ctx.target.agent_id}
     )
@@ -59,12 +60,12 @@ def create_session(ctx: LoadContext, http: httpx.Client) -> str | None:
     return sid if isinstance(sid, str) else None
 
 
-def end_session(ctx: LoadContext, http: httpx.Client, sid: str) -> None:
+def end_session(ctx: LoadContext, http: H1Client, sid: str) -> None:
     status, _, error, ms = call_json(http, ctx.target, "POST", f"/chat/sessions/{sid}/end", {})
     ctx.fire_call("sessions end", "POST", ms, status, error)
 
 
-def session_turns(ctx: LoadContext, http: httpx.Client, t_intended: int, turns: int) -> None:
+def session_turns(ctx: LoadContext, http: H1Client, t_intended: int, turns: int) -> None:
     """Create a session, stream ``turns`` messages into it (fewer once the run stops), end it.
 
     A failed create is recorded as an http_error/transport_error sample of the endpoint (the

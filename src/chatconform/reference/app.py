@@ -14,6 +14,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from chatconform.reference.calibration import RAW_SEND
 from chatconform.reference.completions import create_completion
 from chatconform.reference.context import Context, ctx_of
 from chatconform.reference.faults import FAULT_HIT, Switches
@@ -49,6 +50,7 @@ class CatchAll:
             await self.app(scope, receive, send)
             return
         started = False
+        scope[RAW_SEND] = send  # --calibration's stream writes its body straight to it
         hit = FAULT_HIT.set(self.switches.draw())  # --fault-rate: this request, or not
 
         async def tracking_send(message: Message) -> None:

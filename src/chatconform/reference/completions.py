@@ -18,12 +18,12 @@ from starlette.responses import Response, StreamingResponse
 
 from chatconform.reference.agent import plan_turn
 from chatconform.reference.auth import WRITE, Principal
+from chatconform.reference.calibration import CalibrationStream, clock, sleep_until_precise
 from chatconform.reference.clock import delta_deadline, sleep_until
 from chatconform.reference.context import Context, ctx_of
 from chatconform.reference.faults import Switches
 from chatconform.reference.jsonio import json_response
 from chatconform.reference.problems import ApiError, validation_error
-from chatconform.reference.sendlog import SendLog
 from chatconform.reference.settings import Settings
 from chatconform.reference.validate import is_unicode, json_object, optional_bool
 from chatconform.reference.wire import FrameEncoder, deliver
@@ -122,32 +122,36 @@ async def _stream(
     deltas: list[str],
     t0: float,
     settings: Settings,
-    log: SendLog | None = None,
 ) -> AsyncIterator[bytes]:
     sw = settings.switches
     enc = FrameEncoder(sw)
     name = "chunk" if sw.fault_is("completion-event-lines") else None
-    loop = asyncio.get_running_loop()
-    previous: float | None = None
     yield enc.keepalive()
     yield enc.frame(name, _chunk(base, {"role": "assistant", "content": ""}, None))
     for i, delta in enumerate(deltas):
         due = delta_deadline(t0, settings.ttft_ms, settings.itl_ms, i)
         await sleep_until(due)
-        frame = enc.keepalive() + enc.frame(name, _chunk(base, {"content": delta}, None))
-        if log is not None:  # --calibration: the instant this delta is handed to the ASGI server
-            now = loop.time()
-            log.delta(t0, due, now, previous)
-            previous = now
-        yield frame
+        yield enc.keepalive() + enc.frame(name, _chunk(base, {"content": delta}, None))
     yield enc.keepalive() + enc.frame(name, _chunk(base, {}, "stop"))
     if not sw.fault_is("completion-no-done"):
         yield enc.keepalive() + enc.frame(None, "[DONE]")
 
 
+def _calibration_stream(
+    base: dict[str, Any], deltas: list[str], t0: float, ctx: Context, headers: dict[str, str]
+) -> CalibrationStream:
+    """The same frames as ``_stream`` with no switch on, encoded before the schedule starts."""
+    enc = FrameEncoder(ctx.settings.switches)
+    head = enc.frame(None, _chunk(base, {"role": "assistant", "content": ""}, None))
+    frames = [enc.frame(None, _chunk(base, {"content": d}, None)) for d in deltas]
+    tail = enc.frame(None, _chunk(base, {}, "stop")) + enc.frame(None, "[DONE]")
+    s = ctx.settings
+    return CalibrationStream(head, frames, tail, t0, s.ttft_ms, s.itl_ms, ctx.sendlog, headers)
+
+
 async def create_completion(request: Request) -> Response:
-    t0 = asyncio.get_running_loop().time()
     ctx = ctx_of(request)
+    t0 = clock() if ctx.settings.calibration else asyncio.get_running_loop().time()
     sw = ctx.settings.switches
     principal = ctx.principal(request, WRITE)
     body = await json_object(request, sw, required=True)
@@ -166,14 +170,15 @@ async def create_completion(request: Request) -> Response:
     base = {"id": "chatcmpl-" + uuid.uuid4().hex, "object": "chat.completion.chunk",
             "created": int(time.time()), "model": model}  # fmt: skip
     if stream:
-        frames = _stream(base, plan.deltas, t0, ctx.settings, ctx.sendlog)
         headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no",
                    "Content-Type": "text/event-stream; charset=utf-8"}  # fmt: skip
-        if ctx.settings.calibration:  # no switches under --calibration: no delivery layer
-            return StreamingResponse(frames, headers=headers)
+        if ctx.settings.calibration:  # no switches: frames encoded now, no delivery layer
+            return _calibration_stream(base, plan.deltas, t0, ctx, headers)
+        frames = _stream(base, plan.deltas, t0, ctx.settings)
         return StreamingResponse(deliver(frames, sw), headers=headers)
     s = ctx.settings
-    await sleep_until(delta_deadline(t0, s.ttft_ms, s.itl_ms, len(plan.deltas) - 1))
+    last = delta_deadline(t0, s.ttft_ms, s.itl_ms, len(plan.deltas) - 1)
+    await (sleep_until_precise(last) if s.calibration else sleep_until(last))
     prompt_tokens = sum(len(text.split()) for _, text in history) or 1
     answer = {
         **base,

@@ -151,6 +151,16 @@ def event_loop_and_parser(calibration: bool) -> tuple[str, str]:
             "httptools" if _importable("httptools") else "h11")  # fmt: skip
 
 
+def loop_factory(loop: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """The event loop the server really runs on: uvicorn's ``loop`` setting takes effect only in
+    ``uvicorn.run``, and this module runs ``Server.serve`` itself."""
+    if loop == "uvloop":
+        import uvloop
+
+        return uvloop.new_event_loop  # type: ignore[no-any-return]
+    return None
+
+
 def _fail(message: str) -> int:
     print(message, file=sys.stderr, flush=True)
     return 1
@@ -196,7 +206,8 @@ def _run_on(settings: Settings, options: ServerOptions, db_path: str) -> int:
             root = url.removesuffix(PREFIX)
             announce.append(f"calibration: {loop} loop, {http} parser, send times at "
                             f"{root}{CALIBRATION_PATH}")  # fmt: skip
-        code = asyncio.run(_serve(server, sock, announce, write_credentials))
+        with asyncio.Runner(loop_factory=loop_factory(loop)) as runner:
+            code = runner.run(_serve(server, sock, announce, write_credentials))
         # Served: a late second signal must not turn a clean exit into death by signal.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)

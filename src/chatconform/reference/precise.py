@@ -1,0 +1,127 @@
+"""Wake-ups to the tens of microseconds for ``--calibration``: one Linux timerfd per event loop.
+
+Event-loop timers (asyncio's and uvloop's alike) wait in ``epoll_wait``, whose timeout is whole
+milliseconds: a reply scheduled every 20 ms comes out as gaps of 19.2 or 20.3 ms, a server jitter
+larger than the client error a calibration run is meant to show. Here the waiters sit in a heap
+and one ``timerfd`` (``CLOCK_MONOTONIC``, absolute, nanoseconds: the clock of
+``time.monotonic()``) is armed for the earliest; the loop watches it like any socket, so its
+readiness wakes the loop when due. The process's timer slack is cut to 1 µs (``prctl``), since the
+kernel otherwise may defer a wake-up by 50 µs.
+
+Linux only, through ctypes; elsewhere (or when the calls fail) :func:`waker` gives None and the
+caller falls back to the loop's own timers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import heapq
+import itertools
+import os
+import sys
+import weakref
+from time import monotonic
+
+CLOCK_MONOTONIC = 1
+TFD_NONBLOCK = os.O_NONBLOCK
+TFD_CLOEXEC = 0o2000000
+TFD_TIMER_ABSTIME = 1
+PR_SET_TIMERSLACK = 29
+
+
+class _Timespec(ctypes.Structure):
+    _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
+
+
+class _Itimerspec(ctypes.Structure):
+    _fields_ = [("it_interval", _Timespec), ("it_value", _Timespec)]
+
+
+def _libc() -> ctypes.CDLL | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.timerfd_create.argtypes = [ctypes.c_int, ctypes.c_int]
+        libc.timerfd_settime.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_void_p,
+                                         ctypes.c_void_p]  # fmt: skip
+        return libc
+    except (OSError, AttributeError):
+        return None
+
+
+_LIBC = _libc()
+
+
+class Waker:
+    """Waiters woken at their due times (``time.monotonic()`` seconds) through one timerfd."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, libc: ctypes.CDLL) -> None:
+        fd = libc.timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC)
+        if fd < 0:
+            raise OSError(ctypes.get_errno(), "timerfd_create failed")
+        self.fd = fd
+        self.loop = loop
+        self._libc = libc
+        self._heap: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._seq = itertools.count()
+        self._armed: float | None = None
+        self._spec = _Itimerspec()
+        loop.add_reader(fd, self._fire)
+        weakref.finalize(self, os.close, fd)
+
+    def _arm(self, due: float) -> None:
+        sec = int(due)
+        spec = self._spec
+        spec.it_value.tv_sec = sec
+        spec.it_value.tv_nsec = max(int((due - sec) * 1e9), 1)  # 0/0 would disarm it
+        if self._libc.timerfd_settime(self.fd, TFD_TIMER_ABSTIME, ctypes.byref(spec), None):
+            raise OSError(ctypes.get_errno(), "timerfd_settime failed")
+        self._armed = due
+
+    def _fire(self) -> None:
+        with contextlib.suppress(BlockingIOError, InterruptedError):
+            os.read(self.fd, 8)
+        self._armed = None
+        heap = self._heap
+        now = monotonic()
+        while heap and heap[0][0] <= now:
+            fut = heapq.heappop(heap)[2]
+            if not fut.done():
+                fut.set_result(None)
+        while heap and heap[0][2].done():  # cancelled waiters need no wake-up
+            heapq.heappop(heap)
+        if heap:
+            self._arm(heap[0][0])
+
+    async def sleep_until(self, due: float) -> None:
+        if due <= monotonic():
+            return
+        fut: asyncio.Future[None] = self.loop.create_future()
+        heapq.heappush(self._heap, (due, next(self._seq), fut))
+        if self._armed is None or due < self._armed:
+            self._arm(due)
+        await fut
+
+
+_wakers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Waker | None] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def waker() -> Waker | None:
+    """The running loop's waker, made on first use; None where timerfd is not available."""
+    loop = asyncio.get_running_loop()
+    if loop in _wakers:
+        return _wakers[loop]
+    w: Waker | None = None
+    if _LIBC is not None:
+        try:
+            w = Waker(loop, _LIBC)
+            _LIBC.prctl(PR_SET_TIMERSLACK, 1, 0, 0, 0)  # this process's wake-ups: 1 ns slack
+        except (OSError, NotImplementedError, RuntimeError):
+            w = None
+    _wakers[loop] = w
+    return w
