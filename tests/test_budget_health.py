@@ -4,23 +4,28 @@ share one short window and are abandoned (ERROR, never FAIL) instead of costing 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 
 from chatconform import budget as budget_mod
 from chatconform.budget import Budget
 from chatconform.checks.common import finding
+from chatconform.checks.unended import unended
 from chatconform.client import Client
+from chatconform.health import SharedHealth
 from chatconform.record import Exchange, StreamRecord
 from chatconform.target import Limits, Target
 
 from hostile_servers import hostile
 
 
-def timed_out_stream() -> Exchange:
-    ex = Exchange("POST", "http://x/api/v1/chat/sessions/s/messages", {}, None, status=200)
+def timed_out_stream(path: str = "/chat/sessions/s/messages") -> Exchange:
+    ex = Exchange("POST", f"http://x/api/v1{path}", {}, None, status=200)
     ex.stream = StreamRecord()
+    ex.stream.close("timeout")
     ex.timed_out = True
+    ex.error = "stream still open after 30 s (12 events)"
     ex.t_end_ns = ex.t_start_ns + int(31e9)
     return ex
 
@@ -101,3 +106,60 @@ def test_later_streams_are_abandoned_fast_and_their_findings_are_errors(
         assert ex.abandoned is not None
         assert "1 earlier stream did not end" in ex.abandoned
         assert finding("SSE-5", "a terminal frame", ex.describe(), ex).kind == "budget"
+
+
+def test_the_processes_of_a_run_share_what_they_learned(tmp_path: Path) -> None:
+    """Two workers of one run (one health file): the first strike, in either, degrades both, and
+    both share the one window it opened; a Budget of another run (its own file) is untouched."""
+    one = Budget(Limits(), health=tmp_path / "stream-health.json")
+    two = Budget(Limits(), health=tmp_path / "stream-health.json")
+    other = Budget(Limits(), health=tmp_path / "another-run.json")
+    shared = SharedHealth(tmp_path / "stream-health.json")
+    assert not one.degraded
+    assert not two.degraded
+    one.record(timed_out_stream())
+    _, window_end = shared.read()
+    assert window_end is not None
+    assert two.degraded
+    assert two.exchange_seconds() == budget_mod.DEGRADED_EXCHANGE_S
+    assert "1 earlier stream did not end (outlived 30 s)" in two.health_reason
+    two.record(timed_out_stream())  # a stream already in flight in the other worker
+    assert "2 earlier streams did not end" in one.health_reason
+    assert shared.read()[1] == window_end  # one window for the run, opened by its first strike
+    assert not other.degraded
+
+
+def test_the_shared_window_once_spent_refuses_streams_in_every_worker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(budget_mod, "ABANDON_WINDOW_S", 0.0)
+    one = Budget(Limits(), health=tmp_path / "h.json")
+    two = Budget(Limits(), health=tmp_path / "h.json")
+    one.record(timed_out_stream())
+    assert "stream tests abandoned: 1 earlier stream did not end" in (two.stream_refusal() or "")
+
+
+@pytest.mark.parametrize(
+    ("path", "rule"), [("/chat/sessions/s/messages", "SSE-5"), ("/chat/completions", "OAI-4")]
+)
+def test_a_stream_given_its_full_deadline_breaks_the_termination_rule(path: str, rule: str) -> None:
+    """Whichever test sent it (checks.unended): the run's first stream that did not end is a FAIL
+    on its endpoint's termination rule, even in a test that aims at another rule."""
+    out = unended(timed_out_stream(path))
+    assert [(f.rule, f.kind) for f in out] == [(rule, "target")]
+    assert "stream still open after 30 s" in out[0].got
+    assert out.rules_examined() == {rule}
+
+
+def test_streams_cut_by_the_run_or_the_client_break_no_termination_rule() -> None:
+    abandoned = timed_out_stream()
+    abandoned.abandoned = "abandoned after 5.0 s: 1 earlier stream did not end"
+    dropped = timed_out_stream()
+    dropped.stream.ended_by = "client-drop"  # type: ignore[union-attr]
+    ended = timed_out_stream()
+    ended.timed_out = False
+    ended.stream.ended_by = "eof"  # type: ignore[union-attr]
+    elsewhere = timed_out_stream("/chat/sessions")  # a stream where JSON was due: other rules
+    for ex in (abandoned, dropped, ended, elsewhere):
+        assert not unended(ex), ex
+    assert finding("SSE-5", "x", "y", abandoned).kind == "budget"

@@ -9,15 +9,18 @@ stall, or drip) costs one full stream deadline, not one per stream test. After `
 streams (or exchanges) that did not end in time, later exchanges share one short window
 (`ABANDON_WINDOW_S`), each at most `DEGRADED_EXCHANGE_S`; what they could not finish in it is
 abandoned, and the findings on an abandoned exchange are ERROR (the run did not give it the full
-deadline), never FAIL.
+deadline), never FAIL. Under pytest-xdist the workers learn this together (chatconform.health: a file
+in the run's shared directory): the run's first strike, in any worker, opens the one window for all.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 from chatconform.agentcalls import AgentCalls, invokes_agent
+from chatconform.health import SharedHealth
 from chatconform.record import Exchange
 from chatconform.target import Limits
 
@@ -28,7 +31,10 @@ UNUSABLE_IN_A_ROW = 10  # answers in a row that were all cut short: the target g
 
 
 class Budget:
-    def __init__(self, limits: Limits, agent_calls: AgentCalls | None = None) -> None:
+    def __init__(
+        self, limits: Limits, agent_calls: AgentCalls | None = None, health: Path | None = None
+    ) -> None:
+        """`health`: the file where the processes of one run share their stream health."""
         self.limits = limits
         self.deadline = time.monotonic() + limits.run_timeout
         self.consecutive_failures = 0
@@ -42,6 +48,7 @@ class Budget:
             0  # timed out, over the cap or abandoned, since the last usable answer
         )
         self._lock = threading.Lock()
+        self._shared = SharedHealth(health) if health is not None else None
 
     def refusal(self) -> str | None:
         """Why the next request must not be sent (None: send it)."""
@@ -75,12 +82,32 @@ class Budget:
         return refusal
 
     # -- stream health ------------------------------------------------------------------------
+    def _learn(self) -> None:
+        """What the other processes of the run found (once: the window, once open, stays)."""
+        if self.window_end_ns is not None or self._shared is None:
+            return
+        strikes, end = self._shared.read()
+        if end is not None:
+            with self._lock:
+                self._open_window(strikes, end)
+
+    def _open_window(self, strikes: list[str], end: float) -> None:
+        """Take the run's strikes and the window that closes at wall time `end` (under _lock)."""
+        self.strikes = strikes
+        if self.window_end_ns is None:
+            self.window_end_ns = time.perf_counter_ns() + int((end - time.time()) * 1e9)
+
     @property
     def degraded(self) -> bool:
+        self._learn()
         return self.window_end_ns is not None
 
     @property
     def health_reason(self) -> str:
+        if self._shared is not None:
+            strikes, _ = self._shared.read()
+            if len(strikes) > len(self.strikes):
+                self.strikes = strikes  # the run's, not only this process's
         what = "; ".join(dict.fromkeys(self.strikes))
         n = len(self.strikes)
         return f"{n} earlier stream{'s' if n > 1 else ''} did not end ({what})"
@@ -94,13 +121,15 @@ class Budget:
     def stream_cutoff_ns(self, headers_ns: int) -> int | None:
         """When a stream whose headers came at `headers_ns` must end: the shared window's close
         (at least its first read); None when streams are not known to hang."""
-        if self.window_end_ns is None:
+        if not self.degraded or self.window_end_ns is None:
             return None
         return max(self.window_end_ns, headers_ns)
 
     def stream_refusal(self) -> str | None:
         """Why a request that asks for a stream is not sent: the shared window is spent."""
-        if self.window_end_ns is None or time.perf_counter_ns() < self.window_end_ns:
+        if not self.degraded or self.window_end_ns is None:
+            return None
+        if time.perf_counter_ns() < self.window_end_ns:
             return None
         return f"not sent: stream tests abandoned: {self.health_reason}"
 
@@ -142,7 +171,14 @@ class Budget:
                 and (ex.elapsed_ms >= self.limits.stream_timeout * 1000)
             )
             if (ex.stream is not None and ex.timed_out) or long_body:
-                self.strikes.append(_strike(ex, self.limits))
+                what = _strike(ex, self.limits)
+                if self._shared is not None:
+                    strikes, end = self._shared.strike(what, ABANDON_WINDOW_S, STREAM_STRIKES)
+                    self.strikes = strikes
+                    if end is not None:
+                        self._open_window(strikes, end)
+                    return
+                self.strikes.append(what)
                 if len(self.strikes) >= STREAM_STRIKES and self.window_end_ns is None:
                     self.window_end_ns = time.perf_counter_ns() + int(ABANDON_WINDOW_S * 1e9)
 
