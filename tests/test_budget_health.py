@@ -118,14 +118,14 @@ def test_the_processes_of_a_run_share_what_they_learned(tmp_path: Path) -> None:
     assert not one.degraded
     assert not two.degraded
     one.record(timed_out_stream())
-    _, window_end = shared.read()
+    window_end = shared.read().window_end
     assert window_end is not None
     assert two.degraded
     assert two.exchange_seconds() == budget_mod.DEGRADED_EXCHANGE_S
     assert "1 earlier stream did not end (outlived 30 s)" in two.health_reason
     two.record(timed_out_stream())  # a stream already in flight in the other worker
     assert "2 earlier streams did not end" in one.health_reason
-    assert shared.read()[1] == window_end  # one window for the run, opened by its first strike
+    assert shared.read().window_end == window_end  # one window, opened by the run's first strike
     assert not other.degraded
 
 
@@ -163,3 +163,23 @@ def test_streams_cut_by_the_run_or_the_client_break_no_termination_rule() -> Non
     for ex in (abandoned, dropped, ended, elsewhere):
         assert not unended(ex), ex
     assert finding("SSE-5", "x", "y", abandoned).kind == "budget"
+
+
+def test_the_breaker_counts_the_whole_runs_exchanges(tmp_path: Path) -> None:
+    """A target that stopped answering: three timeouts in a row across the workers trip the
+    breaker in every worker; an answer in any worker restarts the count."""
+    one = Budget(Limits(), health=tmp_path / "h.json")
+    two = Budget(Limits(), health=tmp_path / "h.json")
+    silent = Exchange("GET", "http://x/", {}, None)
+    silent.timed_out = True
+    ok = Exchange("GET", "http://x/", {}, None, status=200)
+    one.record(silent)
+    two.record(silent)
+    two.record(ok)  # an answer: the count starts again
+    one.record(silent)
+    two.record(silent)
+    assert one.refusal() is None
+    assert two.refusal() is None
+    two.record(silent)
+    assert "3 consecutive exchanges timed out" in (one.refusal() or "")
+    assert not one.degraded  # no stream did not end: nothing is abandoned

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from chatconform.agentcalls import AgentCalls, invokes_agent
-from chatconform.health import SharedHealth
+from chatconform.health import Health, SharedHealth
 from chatconform.record import Exchange
 from chatconform.target import Limits
 
@@ -34,7 +34,8 @@ class Budget:
     def __init__(
         self, limits: Limits, agent_calls: AgentCalls | None = None, health: Path | None = None
     ) -> None:
-        """`health`: the file where the processes of one run share their stream health."""
+        """`health`: the file where the processes of one run share what they learn of the
+        target (chatconform.health); without it this process learns alone."""
         self.limits = limits
         self.deadline = time.monotonic() + limits.run_timeout
         self.consecutive_failures = 0
@@ -52,6 +53,7 @@ class Budget:
 
     def refusal(self) -> str | None:
         """Why the next request must not be sent (None: send it)."""
+        self._learn()  # the breaker counts the whole run's exchanges
         if time.monotonic() > self.deadline:
             return f"not sent: the run exceeded its {self.limits.run_timeout:g} s budget"
         n = self.limits.max_consecutive_failures
@@ -81,33 +83,30 @@ class Budget:
                 ex.agent_claim = True
         return refusal
 
-    # -- stream health ------------------------------------------------------------------------
-    def _learn(self) -> None:
-        """What the other processes of the run found (once: the window, once open, stays)."""
-        if self.window_end_ns is not None or self._shared is None:
-            return
-        strikes, end = self._shared.read()
-        if end is not None:
-            with self._lock:
-                self._open_window(strikes, end)
+    # -- what the run learned (chatconform.health: shared by the run's processes) --------------
+    def _take(self, h: Health) -> None:
+        """Take the run's health as this process's view (under _lock)."""
+        self.consecutive_failures, self.unusable_in_a_row = h.failures, h.unusable
+        self.strikes = list(h.strikes)
+        if h.window_end is not None and self.window_end_ns is None:
+            self.window_end_ns = time.perf_counter_ns() + int((h.window_end - time.time()) * 1e9)
 
-    def _open_window(self, strikes: list[str], end: float) -> None:
-        """Take the run's strikes and the window that closes at wall time `end` (under _lock)."""
-        self.strikes = strikes
-        if self.window_end_ns is None:
-            self.window_end_ns = time.perf_counter_ns() + int((end - time.time()) * 1e9)
+    def _learn(self) -> None:
+        """What the other processes of the run found since."""
+        if self._shared is not None:
+            h = self._shared.read()
+            with self._lock:
+                self._take(h)
 
     @property
     def degraded(self) -> bool:
-        self._learn()
+        if self.window_end_ns is None:  # once open, the window stays
+            self._learn()
         return self.window_end_ns is not None
 
     @property
     def health_reason(self) -> str:
-        if self._shared is not None:
-            strikes, _ = self._shared.read()
-            if len(strikes) > len(self.strikes):
-                self.strikes = strikes  # the run's, not only this process's
+        self._learn()  # the run's strikes, not only this process's
         what = "; ".join(dict.fromkeys(self.strikes))
         n = len(self.strikes)
         return f"{n} earlier stream{'s' if n > 1 else ''} did not end ({what})"
@@ -152,35 +151,44 @@ class Budget:
     def record(self, ex: Exchange) -> None:
         if ex.agent_claim and self.agent_calls is not None:
             self.agent_calls.settle(ex)
+        long_body = (
+            ex.timed_out
+            and ex.elapsed_ms is not None
+            and (ex.elapsed_ms >= self.limits.stream_timeout * 1000)
+        )
+        strike = None
+        if ex.abandoned is None and ((ex.stream is not None and ex.timed_out) or long_body):
+            strike = _strike(ex, self.limits)
         with self._lock:
-            usable = ex.status is not None and not (ex.timed_out or ex.over_cap or ex.abandoned)
-            self.unusable_in_a_row = 0 if usable else self.unusable_in_a_row + 1
             if ex.abandoned is not None:
-                # cut short by us: the breaker counts it only when not even the headers came
                 self.abandoned += 1
-                if ex.status is None:
-                    self.consecutive_failures += 1
+            if self._shared is not None:
+                self._take(self._shared.update(lambda h: _count(h, ex, strike)))
                 return
-            if ex.timed_out or ex.over_cap:
-                self.consecutive_failures += 1
-            elif ex.status is not None:
-                self.consecutive_failures = 0
-            long_body = (
-                ex.timed_out
-                and ex.elapsed_ms is not None
-                and (ex.elapsed_ms >= self.limits.stream_timeout * 1000)
-            )
-            if (ex.stream is not None and ex.timed_out) or long_body:
-                what = _strike(ex, self.limits)
-                if self._shared is not None:
-                    strikes, end = self._shared.strike(what, ABANDON_WINDOW_S, STREAM_STRIKES)
-                    self.strikes = strikes
-                    if end is not None:
-                        self._open_window(strikes, end)
-                    return
-                self.strikes.append(what)
-                if len(self.strikes) >= STREAM_STRIKES and self.window_end_ns is None:
-                    self.window_end_ns = time.perf_counter_ns() + int(ABANDON_WINDOW_S * 1e9)
+            opened = time.time() if self.window_end_ns is not None else None
+            h = Health(self.strikes, opened, self.consecutive_failures, self.unusable_in_a_row)
+            _count(h, ex, strike)
+            self._take(h)
+
+
+def _count(h: Health, ex: Exchange, strike: str | None) -> bool:
+    """Count one exchange into the run's health; True when anything changed."""
+    before = (h.failures, h.unusable, len(h.strikes), h.window_end)
+    usable = ex.status is not None and not (ex.timed_out or ex.over_cap or ex.abandoned)
+    h.unusable = 0 if usable else h.unusable + 1
+    if ex.abandoned is not None:
+        # cut short by us: the breaker counts it only when not even the headers came
+        if ex.status is None:
+            h.failures += 1
+    elif ex.timed_out or ex.over_cap:
+        h.failures += 1
+    elif ex.status is not None:
+        h.failures = 0
+    if strike is not None:
+        h.strikes.append(strike)
+        if len(h.strikes) >= STREAM_STRIKES and h.window_end is None:
+            h.window_end = time.time() + ABANDON_WINDOW_S
+    return (h.failures, h.unusable, len(h.strikes), h.window_end) != before
 
 
 def _strike(ex: Exchange, limits: Limits) -> str:

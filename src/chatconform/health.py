@@ -1,10 +1,12 @@
-"""The run's stream health, shared by every process of the run (pytest-xdist workers).
+"""What the run has learned about the target's health, shared by every process of the run
+(pytest-xdist workers): the streams that did not end and the one short window they opened, and the
+breaker's counts of exchanges in a row that failed.
 
-A small JSON file in the run's shared directory, created by the first stream that did not end in
-time: what each such stream did (`strikes`) and when the one short window that later streams share
-closes (`windowEnd`, wall-clock seconds: every process of the run is on this host). Updated under an
-exclusive flock(2), read under a shared one; while no stream has failed, a read is one stat call.
-Without it, each worker would learn alone and pay the full stream deadline once itself.
+A small JSON file in the run's shared directory, updated under an exclusive flock(2) and read under
+a shared one; until the first exchange is recorded a read is one stat call. Every process on it
+learns together: without it each worker would pay the full stream deadline once, and trip its own
+breaker after its own run of timeouts. The window's close is wall-clock time (`time.time()`): every
+process of the run is on this host.
 """
 
 from __future__ import annotations
@@ -13,50 +15,64 @@ import contextlib
 import fcntl
 import json
 import os
-import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class Health:
+    strikes: list[str] = field(default_factory=list)  # what each stream that did not end did
+    window_end: float | None = None  # time.time(): the shared window closes (None: not opened)
+    failures: int = 0  # exchanges in a row that timed out or outgrew the byte cap
+    unusable: int = 0  # answers in a row that were cut short (timed out, over the cap, abandoned)
+
+    @classmethod
+    def parse(cls, text: str) -> Health:
+        data: Any = {}
+        with contextlib.suppress(ValueError):
+            data = json.loads(text) if text.strip() else {}
+        if not isinstance(data, dict):
+            return cls()
+        end = data.get("window_end")
+        return cls(
+            strikes=[s for s in data.get("strikes", []) if isinstance(s, str)],
+            window_end=float(end) if isinstance(end, int | float) else None,
+            failures=_count(data.get("failures")),
+            unusable=_count(data.get("unusable")),
+        )
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
 class SharedHealth:
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    def read(self) -> tuple[list[str], float | None]:
-        """The strikes so far in the run and the wall time the shared window closes (None: no
-        stream has failed yet)."""
+    def read(self) -> Health:
         try:
             with self.path.open("r", encoding="utf-8") as fh:
                 fcntl.flock(fh.fileno(), fcntl.LOCK_SH)
                 text = fh.read()
         except FileNotFoundError:
-            return [], None
-        return _parse(text)
+            return Health()
+        return Health.parse(text)
 
-    def strike(self, what: str, window_s: float, needed: int = 1) -> tuple[list[str], float | None]:
-        """Add one stream that did not end; the window opens with the run's `needed`-th strike,
-        in whichever process. Returns the strikes and the window's close, as `read`."""
+    def update(self, change: Callable[[Health], bool]) -> Health:
+        """Apply `change` to the run's health under the lock; written back when it returns True.
+        Returns the health as it now is."""
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             with os.fdopen(os.dup(fd), "r+", encoding="utf-8") as fh:
-                strikes, end = _parse(fh.read())
-                strikes.append(what)
-                if end is None and len(strikes) >= needed:
-                    end = time.time() + window_s
-                fh.seek(0)
-                fh.truncate()
-                fh.write(json.dumps({"strikes": strikes, "windowEnd": end}))
+                health = Health.parse(fh.read())
+                if change(health):
+                    fh.seek(0)
+                    fh.truncate()
+                    fh.write(json.dumps(asdict(health)))
         finally:
             os.close(fd)  # releases the lock
-        return strikes, end
-
-
-def _parse(text: str) -> tuple[list[str], float | None]:
-    data: object = {}
-    with contextlib.suppress(ValueError):
-        data = json.loads(text) if text.strip() else {}
-    if not isinstance(data, dict):
-        return [], None
-    strikes = [str(s) for s in data.get("strikes", []) if isinstance(s, str)]
-    end = data.get("windowEnd")
-    return strikes, float(end) if isinstance(end, int | float) else None
+        return health

@@ -457,7 +457,7 @@ def _start_target(config: pytest.Config) -> None:
             state.target = state.server.start()
     except (TargetError, EmbeddedError) as exc:
         pytest.exit(str(exc), returncode=2)
-    health = state.shared_dir / "stream-health.json" if state.shared_dir is not None else None
+    health = state.shared_dir / "target-health.json" if state.shared_dir is not None else None
     state.budget = Budget(state.limits, state.agent_calls, health)
 
 
