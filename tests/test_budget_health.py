@@ -183,3 +183,30 @@ def test_the_breaker_counts_the_whole_runs_exchanges(tmp_path: Path) -> None:
     two.record(silent)
     assert "3 consecutive exchanges timed out" in (one.refusal() or "")
     assert not one.degraded  # no stream did not end: nothing is abandoned
+
+
+def test_a_stream_in_flight_when_another_worker_strikes_is_abandoned(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sent before the run knew, its headers after another worker's stream outlived its deadline:
+    the shared window cuts it, so it is abandoned (ERROR), not a FAIL of a deadline it never got."""
+    monkeypatch.setattr(budget_mod, "ABANDON_WINDOW_S", 0.5)
+    limits = Limits(timeout=5.0, stream_timeout=20.0)
+    b = Budget(limits, health=tmp_path / "h.json")
+    other = Budget(limits, health=tmp_path / "h.json")
+    real = b.stream_cutoff_ns
+
+    def strike_meanwhile(headers_ns: int) -> int | None:
+        other.record(timed_out_stream())
+        return real(headers_ns)
+
+    monkeypatch.setattr(b, "stream_cutoff_ns", strike_meanwhile)
+    with (
+        hostile("endless") as server,
+        Client(Target(server.base_url, limits=limits), budget=b) as c,
+    ):
+        ex = c.post_message("s", "hi", stream=True)
+    assert ex.timed_out
+    assert ex.abandoned is not None
+    assert "1 earlier stream did not end" in ex.abandoned
+    assert not unended(ex)
