@@ -151,6 +151,18 @@ def test_a_stream_given_its_full_deadline_breaks_the_termination_rule(path: str,
     assert out.rules_examined() == {rule}
 
 
+def test_a_request_for_a_stream_with_no_response_in_time_breaks_the_termination_rule() -> None:
+    """A target that drips its headers: no stream at all, yet the first strike of the run."""
+    ex = Exchange("POST", "http://x/api/v1/chat/sessions/s/messages", {}, b'{"stream": true}')
+    ex.timed_out = True
+    ex.error = "the exchange outlived its 30 s deadline"
+    out = unended(ex)
+    assert [(f.rule, f.kind) for f in out] == [("SSE-5", "target")]
+    plain = Exchange("POST", ex.url, {}, b'{"stream": false}')
+    plain.timed_out, plain.error = True, ex.error
+    assert not unended(plain)  # no stream was asked for: not the termination rule's business
+
+
 def test_streams_cut_by_the_run_or_the_client_break_no_termination_rule() -> None:
     abandoned = timed_out_stream()
     abandoned.abandoned = "abandoned after 5.0 s: 1 earlier stream did not end"

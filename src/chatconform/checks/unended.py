@@ -15,6 +15,7 @@ import re
 from urllib.parse import urlsplit
 
 from chatconform.checks.common import finding
+from chatconform.checks.errors import asked_stream
 from chatconform.record import Exchange
 from chatconform.verdicts import Outcome, judged
 
@@ -37,12 +38,18 @@ def termination_rule(ex: Exchange) -> str | None:
 
 def unended(ex: Exchange) -> Outcome:
     """The termination finding on a stream the run stopped reading at its own bound (the deadline,
-    or no byte for the read timeout), given in full: nothing for an abandoned stream (ERROR), one
-    the client dropped on purpose, one over the byte cap, or one that ended."""
-    if ex.stream is None or ex.stream.ended_by != "timeout" or not ex.timed_out or ex.unjudged:
+    or no byte for the read timeout), given in full, or on a request for a stream whose response
+    did not even start in that time: nothing for an abandoned stream (ERROR), one the client
+    dropped on purpose, one over the byte cap, or one that ended."""
+    if not ex.timed_out or ex.unjudged:
         return Outcome()
     rule = termination_rule(ex)
     if rule is None:
         return Outcome()
-    got = f"{len(ex.stream.events)} events, then the run stopped reading: {ex.error}"
+    if ex.stream is not None and ex.stream.ended_by == "timeout":
+        got = f"{len(ex.stream.events)} events, then the run stopped reading: {ex.error}"
+    elif ex.stream is None and ex.status is None and asked_stream(ex):
+        got = f"no response to a request for a stream: {ex.error}"
+    else:
+        return Outcome()
     return judged([finding(rule, EXPECTED[rule], got, ex)], rule)
