@@ -97,10 +97,19 @@ def test_later_streams_are_abandoned_fast_and_their_findings_are_errors(
         took = time.monotonic() - started
     assert took < 3.0, took  # not 3 x 2 s
     with hostile(mode) as server, Client(Target(server.base_url, limits=limits), budget=b) as c:
-        refused = c.completion({"model": "m", "messages": [], "stream": True})
+        refused = c.post_message("s", "hi", stream=True)
+        # the first stream of another endpoint: its termination rule (OAI-4) is not judged yet,
+        # so it gets the full deadline whatever struck first; the next one is not sent
+        completion = c.completion({"model": "m", "messages": [], "stream": True})
+        again = c.completion({"model": "m", "messages": [], "stream": True})
         plain = c.completion({"model": "m", "messages": []})
     assert refused.not_sent  # asks for a stream once the window is spent: not sent at all
     assert "stream tests abandoned: 1 earlier stream did not end" in (refused.error or "")
+    assert completion.timed_out
+    assert completion.abandoned is None
+    assert [f.rule for f in unended(completion)] == ["OAI-4"]
+    assert again.not_sent
+    assert "2 earlier streams did not end" in (again.error or "")
     assert not plain.not_sent  # a plain request is still sent (and judged)
     for ex in later:
         assert ex.abandoned is not None

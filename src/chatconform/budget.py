@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from chatconform.agentcalls import AgentCalls, invokes_agent
+from chatconform.checks.unended import termination_rule
 from chatconform.health import Health, SharedHealth
 from chatconform.record import Exchange
 from chatconform.target import Limits
@@ -43,6 +44,7 @@ class Budget:
         if agent_calls is not None:
             agent_calls.deadline = self.deadline
         self.strikes: list[str] = []  # what each stream that did not end did
+        self.struck: set[str] = set()  # the termination rules (SSE-5, OAI-4) those streams broke
         self.window_end_ns: int | None = None  # perf_counter_ns: the shared window closes
         self.abandoned = 0
         self.unusable_in_a_row = (
@@ -88,6 +90,7 @@ class Budget:
         """Take the run's health as this process's view (under _lock)."""
         self.consecutive_failures, self.unusable_in_a_row = h.failures, h.unusable
         self.strikes = list(h.strikes)
+        self.struck = set(h.struck)
         if h.window_end is not None and self.window_end_ns is None:
             self.window_end_ns = time.perf_counter_ns() + int((h.window_end - time.time()) * 1e9)
 
@@ -110,6 +113,17 @@ class Budget:
         what = "; ".join(dict.fromkeys(self.strikes))
         n = len(self.strikes)
         return f"{n} earlier stream{'s' if n > 1 else ''} did not end ({what})"
+
+    def unproven(self, ex: Exchange) -> bool:
+        """A request for a stream of an endpoint whose streams no strike of the run has shown not
+        to end yet (its termination rule, SSE-5 or OAI-4, is not judged yet): it gets the full
+        deadline even once the run is degraded, so that both rules are judged (FAIL) whichever
+        endpoint's stream happened to strike first. At most one deadline more per rule."""
+        rule = termination_rule(ex)
+        if rule is None or not self.degraded:
+            return False
+        self._learn()
+        return rule not in self.struck
 
     def exchange_seconds(self) -> float:
         """The deadline of a new exchange: the full one, or a short one once streams are known not
@@ -167,13 +181,14 @@ class Budget:
                 return
             opened = time.time() if self.window_end_ns is not None else None
             h = Health(self.strikes, opened, self.consecutive_failures, self.unusable_in_a_row)
+            h.struck = sorted(self.struck)
             _count(h, ex, strike)
             self._take(h)
 
 
 def _count(h: Health, ex: Exchange, strike: str | None) -> bool:
     """Count one exchange into the run's health; True when anything changed."""
-    before = (h.failures, h.unusable, len(h.strikes), h.window_end)
+    before = (h.failures, h.unusable, len(h.strikes), h.window_end, len(h.struck))
     usable = ex.status is not None and not (ex.timed_out or ex.over_cap or ex.abandoned)
     h.unusable = 0 if usable else h.unusable + 1
     if ex.abandoned is not None:
@@ -186,9 +201,12 @@ def _count(h: Health, ex: Exchange, strike: str | None) -> bool:
         h.failures = 0
     if strike is not None:
         h.strikes.append(strike)
+        rule = termination_rule(ex)
+        if rule is not None and rule not in h.struck:
+            h.struck.append(rule)
         if len(h.strikes) >= STREAM_STRIKES and h.window_end is None:
             h.window_end = time.time() + ABANDON_WINDOW_S
-    return (h.failures, h.unusable, len(h.strikes), h.window_end) != before
+    return (h.failures, h.unusable, len(h.strikes), h.window_end, len(h.struck)) != before
 
 
 def _strike(ex: Exchange, limits: Limits) -> str:

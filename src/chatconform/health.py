@@ -27,6 +27,7 @@ class Health:
     window_end: float | None = None  # time.time(): the shared window closes (None: not opened)
     failures: int = 0  # exchanges in a row that timed out or outgrew the byte cap
     unusable: int = 0  # answers in a row that were cut short (timed out, over the cap, abandoned)
+    struck: list[str] = field(default_factory=list)  # termination rules a strike showed broken
 
     @classmethod
     def parse(cls, text: str) -> Health:
@@ -41,6 +42,7 @@ class Health:
             window_end=float(end) if isinstance(end, int | float) else None,
             failures=_count(data.get("failures")),
             unusable=_count(data.get("unusable")),
+            struck=[s for s in data.get("struck", []) if isinstance(s, str)],
         )
 
 
