@@ -1,9 +1,13 @@
-"""Wall time of `chatconform run --strict` (all suites, DEFAULT bounds) per hostile kind.
+"""Wall time of `chatconform run --strict` (all suites, DEFAULT options) per hostile kind.
+
+Default options means the default concurrency too: no --concurrency, so 4 pytest-xdist workers
+against these remote (loopback) targets, each learning the target's stream health with the others.
 
 Kinds: a server hostile in every answer (never answers, hangs before headers, hangs mid-stream,
 streams forever, a byte a second, a 200 MB frame, invalid UTF-8, reset mid-frame) and a correct
 reference whose streams only are hostile (`streams:<mode>`). Prints one row per kind: seconds, exit
-code, verdict counts and the first ERROR/FAIL reason. Issue 11's bound: every kind under 120 s.
+code, verdict counts, the first FAIL reason (else the first ERROR's), the run's CPU seconds and the
+1-minute load average when it ended. Issue 11's bound: every kind under 120 s.
 
 Run: ``python benchmarks/bench_hostile.py [KIND ...]``. Not a test: figures depend on the machine
 (report them with the load average).
@@ -21,17 +25,25 @@ from hostile_run import BOUND_S, KINDS, run_kind
 
 
 def first_reason(summary: dict) -> str:  # type: ignore[type-arg]
-    for r in summary["rules"]:
-        if r["verdict"] in ("ERROR", "FAIL"):
-            return f"{r['id']} {r['verdict']}: {r['reason']}"[:110]
+    for verdict in ("FAIL", "ERROR"):
+        for r in summary["rules"]:
+            if r["verdict"] == verdict:
+                return f"{r['id']} {r['verdict']}: {r['reason']}"[:110]
     return ""
+
+
+def load1() -> str:
+    with open("/proc/loadavg") as fh:
+        return fh.read().split()[0]
 
 
 def main(argv: list[str]) -> int:
     kinds = argv or list(KINDS)
     with open("/proc/loadavg") as fh:
         print(f"load average at start: {fh.read().split()[:3]}")
-    print(f"{'kind':18} {'s':>6} {'exit':>4}  PASS FAIL ERR SKIP  first ERROR/FAIL")
+    print(
+        f"{'kind':18} {'s':>6} {'exit':>4} {'cpu':>5} {'load':>5}  PASS FAIL ERR SKIP  first FAIL"
+    )
     worst = 0.0
     for kind in kinds:
         with tempfile.TemporaryDirectory(prefix="bench-hostile-") as d:
@@ -43,7 +55,10 @@ def main(argv: list[str]) -> int:
             except (OSError, ValueError, KeyError):
                 row = "no summary: " + (k.run.stderr.strip().splitlines() or ["?"])[-1][:100]
         worst = max(worst, k.seconds)
-        print(f"{kind:18} {k.seconds:6.1f} {k.run.code:4}  {row}", flush=True)
+        print(
+            f"{kind:18} {k.seconds:6.1f} {k.run.code:4} {k.run.cpu_s:5.1f} {load1():>5}  {row}",
+            flush=True,
+        )
     with open("/proc/loadavg") as fh:
         print(
             f"load average at end: {fh.read().split()[:3]}; slowest {worst:.1f} s (bound {BOUND_S:g} s)"

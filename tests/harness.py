@@ -46,13 +46,17 @@ def chatconform(
     env: dict[str, str] | None = None,
     timeout: float = CLI_TIMEOUT_S,
     cwd: Path | None = None,
+    default_concurrency: bool = False,
 ) -> CliRun:
     """`chatconform ARGS` in a child process (in `cwd`, default ours); `report_dir` is where its
-    summary is read from (passed as --report-dir to `run` unless ARGS give one)."""
+    summary is read from (passed as --report-dir to `run` unless ARGS give one).
+    `default_concurrency`: leave --concurrency to the command's default (what a user gets: 4 xdist
+    workers for a remote target) instead of the self-tests' 1."""
     cmd = [sys.executable, "-m", "chatconform.cli", *args]
     if "--report-dir" not in args and args and args[0] == "run":
         cmd += ["--report-dir", str(report_dir)]
-    if args and args[0] in ("run", "verify") and "--concurrency" not in args:
+    ours = not default_concurrency and "--concurrency" not in args
+    if args and args[0] in ("run", "verify") and ours:
         # the self-tests already keep both cores busy (pytest -n 2): a run of their own in 4 xdist
         # workers only adds start-up CPU against a fast reference. The default (4) is exercised
         # by the README walk-through and tests/test_agent_budget.py.

@@ -54,11 +54,17 @@ def target_of(kind: str) -> Iterator[tuple[str, list[str], dict[str, str]]]:
         yield server.base_url, ["--agent-id", "agent-x"], {"FLOWYTE_API_KEY": KEY}
 
 
-def run_kind(kind: str, report_dir: Path, extra: tuple[str, ...] = ()) -> KindRun:
+def run_kind(
+    kind: str, report_dir: Path, extra: tuple[str, ...] = (), default_concurrency: bool = True
+) -> KindRun:
+    """One run against `kind`, with the default options unless `extra` says otherwise (the
+    default concurrency included: 4 xdist workers for this remote target, unless
+    `default_concurrency` is False, the self-tests' one at a time)."""
     with target_of(kind) as (base_url, args, env):
         started = time.monotonic()
         run = chatconform(
             "run", "--strict", "--base-url", base_url, *args, *extra,
             report_dir=report_dir, env=env, timeout=BOUND_S + 120,
+            default_concurrency=default_concurrency,
         )  # fmt: skip
         return KindRun(kind, run, time.monotonic() - started)

@@ -16,7 +16,7 @@ import pytest
 
 from harness import CliRun, chatconform, concurrently
 from hostile_run import BOUND_S as DEFAULT_BOUND_S
-from hostile_run import KINDS, run_kind
+from hostile_run import KINDS, KindRun, run_kind
 from hostile_servers import hostile
 
 # --strict: once the first stream has not ended, later exchanges are abandoned (ERROR), so the FAIL
@@ -120,16 +120,31 @@ def test_load_against_a_hostile_target_ends_on_time(
             assert good == 0
 
 
-# -- issue 11: DEFAULT bounds, all suites, --strict: every hostile kind ends in under 120 s ---------
+# -- issue 11: DEFAULT options, all suites, --strict: every hostile kind ends in under 120 s -------
+#: Kinds run as a user runs them, no --concurrency at all (4 xdist workers): the two slowest at the
+#: default concurrency before its workers shared what they learn (chatconform.health), each paying
+#: the full stream deadline, and the stream proxy whose SSE-5 FAIL was lost when the first strike
+#: fell in a test aiming at another rule (checks.unended). The others one at a time, like the other
+#: self-tests: 4 workers cost start-up CPU (about 10 s a run) on 2 cores shared with the other
+#: pytest worker. benchmarks/bench_hostile.py times every kind at the defaults.
+AT_DEFAULT_CONCURRENCY = frozenset({"endless", "drip", "streams:endless"})
+
+
 def test_default_options_end_every_hostile_kind_in_bounded_time(
     tmp_path: Path, subtests: pytest.Subtests
 ) -> None:
     """No shortened --timeout/--stream-timeout here: what a new user runs. Each run ends under the
     bound with exit 1; every rule it could not judge is ERROR or FAIL with a reason; behind a stream
-    proxy (a correct server whose streams only are hostile) the rest is still judged. The kinds run
-    at the same time: each mostly waits on its bounds (benchmarks/bench_hostile.py times them one
-    by one)."""
-    runs = concurrently(lambda kind, d: run_kind(kind, d / kind.replace(":", "-")), KINDS, tmp_path)
+    proxy (a correct server whose streams only are hostile) the rest is still judged, and the
+    stream that did not end is a FAIL of the termination rule whichever worker met it first. The
+    kinds run at the same time: each mostly waits on its bounds (benchmarks/bench_hostile.py times
+    them one by one)."""
+
+    def one(kind: str, d: Path) -> KindRun:
+        default = kind in AT_DEFAULT_CONCURRENCY
+        return run_kind(kind, d / kind.replace(":", "-"), default_concurrency=default)
+
+    runs = concurrently(one, KINDS, tmp_path)
     for kind, k in runs.items():
         with subtests.test(kind=kind):
             output = k.run.stdout + k.run.stderr
@@ -141,8 +156,13 @@ def test_default_options_end_every_hostile_kind_in_bounded_time(
             for r in summary["rules"]:
                 if r["verdict"] in ("ERROR", "FAIL"):
                     assert r["reason"], r["id"]
+            verdicts = {r["id"]: r["verdict"] for r in summary["rules"]}
             if kind.startswith("streams:"):
                 # JSON answers are correct: the session and error rules are still judged and pass
-                verdicts = {r["id"]: r["verdict"] for r in summary["rules"]}
                 assert verdicts["SES-1"] == "PASS", verdicts
                 assert verdicts["ERR-1"] == "PASS", verdicts
+            if kind in ("streams:endless", "streams:drip"):
+                # both termination rules, whichever stream struck first: not ERROR for all that
+                # was abandoned after it
+                assert verdicts["SSE-5"] == "FAIL", verdicts
+                assert verdicts["OAI-4"] == "FAIL", verdicts

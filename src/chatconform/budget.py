@@ -9,15 +9,19 @@ stall, or drip) costs one full stream deadline, not one per stream test. After `
 streams (or exchanges) that did not end in time, later exchanges share one short window
 (`ABANDON_WINDOW_S`), each at most `DEGRADED_EXCHANGE_S`; what they could not finish in it is
 abandoned, and the findings on an abandoned exchange are ERROR (the run did not give it the full
-deadline), never FAIL.
+deadline), never FAIL. Under pytest-xdist the workers learn this together (chatconform.health: a file
+in the run's shared directory): the run's first strike, in any worker, opens the one window for all.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 from chatconform.agentcalls import AgentCalls, invokes_agent
+from chatconform.checks.unended import termination_rule
+from chatconform.health import Health, SharedHealth
 from chatconform.record import Exchange
 from chatconform.target import Limits
 
@@ -28,7 +32,11 @@ UNUSABLE_IN_A_ROW = 10  # answers in a row that were all cut short: the target g
 
 
 class Budget:
-    def __init__(self, limits: Limits, agent_calls: AgentCalls | None = None) -> None:
+    def __init__(
+        self, limits: Limits, agent_calls: AgentCalls | None = None, health: Path | None = None
+    ) -> None:
+        """`health`: the file where the processes of one run share what they learn of the
+        target (chatconform.health); without it this process learns alone."""
         self.limits = limits
         self.deadline = time.monotonic() + limits.run_timeout
         self.consecutive_failures = 0
@@ -36,15 +44,18 @@ class Budget:
         if agent_calls is not None:
             agent_calls.deadline = self.deadline
         self.strikes: list[str] = []  # what each stream that did not end did
+        self.struck: set[str] = set()  # the termination rules (SSE-5, OAI-4) those streams broke
         self.window_end_ns: int | None = None  # perf_counter_ns: the shared window closes
         self.abandoned = 0
         self.unusable_in_a_row = (
             0  # timed out, over the cap or abandoned, since the last usable answer
         )
         self._lock = threading.Lock()
+        self._shared = SharedHealth(health) if health is not None else None
 
     def refusal(self) -> str | None:
         """Why the next request must not be sent (None: send it)."""
+        self._learn()  # the breaker counts the whole run's exchanges
         if time.monotonic() > self.deadline:
             return f"not sent: the run exceeded its {self.limits.run_timeout:g} s budget"
         n = self.limits.max_consecutive_failures
@@ -74,16 +85,45 @@ class Budget:
                 ex.agent_claim = True
         return refusal
 
-    # -- stream health ------------------------------------------------------------------------
+    # -- what the run learned (chatconform.health: shared by the run's processes) --------------
+    def _take(self, h: Health) -> None:
+        """Take the run's health as this process's view (under _lock)."""
+        self.consecutive_failures, self.unusable_in_a_row = h.failures, h.unusable
+        self.strikes = list(h.strikes)
+        self.struck = set(h.struck)
+        if h.window_end is not None and self.window_end_ns is None:
+            self.window_end_ns = time.perf_counter_ns() + int((h.window_end - time.time()) * 1e9)
+
+    def _learn(self) -> None:
+        """What the other processes of the run found since."""
+        if self._shared is not None:
+            h = self._shared.read()
+            with self._lock:
+                self._take(h)
+
     @property
     def degraded(self) -> bool:
+        if self.window_end_ns is None:  # once open, the window stays
+            self._learn()
         return self.window_end_ns is not None
 
     @property
     def health_reason(self) -> str:
+        self._learn()  # the run's strikes, not only this process's
         what = "; ".join(dict.fromkeys(self.strikes))
         n = len(self.strikes)
         return f"{n} earlier stream{'s' if n > 1 else ''} did not end ({what})"
+
+    def unproven(self, ex: Exchange) -> bool:
+        """A request for a stream of an endpoint whose streams no strike of the run has shown not
+        to end yet (its termination rule, SSE-5 or OAI-4, is not judged yet): it gets the full
+        deadline even once the run is degraded, so that both rules are judged (FAIL) whichever
+        endpoint's stream happened to strike first. At most one deadline more per rule."""
+        rule = termination_rule(ex)
+        if rule is None or not self.degraded:
+            return False
+        self._learn()
+        return rule not in self.struck
 
     def exchange_seconds(self) -> float:
         """The deadline of a new exchange: the full one, or a short one once streams are known not
@@ -94,13 +134,15 @@ class Budget:
     def stream_cutoff_ns(self, headers_ns: int) -> int | None:
         """When a stream whose headers came at `headers_ns` must end: the shared window's close
         (at least its first read); None when streams are not known to hang."""
-        if self.window_end_ns is None:
+        if not self.degraded or self.window_end_ns is None:
             return None
         return max(self.window_end_ns, headers_ns)
 
     def stream_refusal(self) -> str | None:
         """Why a request that asks for a stream is not sent: the shared window is spent."""
-        if self.window_end_ns is None or time.perf_counter_ns() < self.window_end_ns:
+        if not self.degraded or self.window_end_ns is None:
+            return None
+        if time.perf_counter_ns() < self.window_end_ns:
             return None
         return f"not sent: stream tests abandoned: {self.health_reason}"
 
@@ -123,28 +165,48 @@ class Budget:
     def record(self, ex: Exchange) -> None:
         if ex.agent_claim and self.agent_calls is not None:
             self.agent_calls.settle(ex)
+        long_body = (
+            ex.timed_out
+            and ex.elapsed_ms is not None
+            and (ex.elapsed_ms >= self.limits.stream_timeout * 1000)
+        )
+        strike = None
+        if ex.abandoned is None and ((ex.stream is not None and ex.timed_out) or long_body):
+            strike = _strike(ex, self.limits)
         with self._lock:
-            usable = ex.status is not None and not (ex.timed_out or ex.over_cap or ex.abandoned)
-            self.unusable_in_a_row = 0 if usable else self.unusable_in_a_row + 1
             if ex.abandoned is not None:
-                # cut short by us: the breaker counts it only when not even the headers came
                 self.abandoned += 1
-                if ex.status is None:
-                    self.consecutive_failures += 1
+            if self._shared is not None:
+                self._take(self._shared.update(lambda h: _count(h, ex, strike)))
                 return
-            if ex.timed_out or ex.over_cap:
-                self.consecutive_failures += 1
-            elif ex.status is not None:
-                self.consecutive_failures = 0
-            long_body = (
-                ex.timed_out
-                and ex.elapsed_ms is not None
-                and (ex.elapsed_ms >= self.limits.stream_timeout * 1000)
-            )
-            if (ex.stream is not None and ex.timed_out) or long_body:
-                self.strikes.append(_strike(ex, self.limits))
-                if len(self.strikes) >= STREAM_STRIKES and self.window_end_ns is None:
-                    self.window_end_ns = time.perf_counter_ns() + int(ABANDON_WINDOW_S * 1e9)
+            opened = time.time() if self.window_end_ns is not None else None
+            h = Health(self.strikes, opened, self.consecutive_failures, self.unusable_in_a_row)
+            h.struck = sorted(self.struck)
+            _count(h, ex, strike)
+            self._take(h)
+
+
+def _count(h: Health, ex: Exchange, strike: str | None) -> bool:
+    """Count one exchange into the run's health; True when anything changed."""
+    before = (h.failures, h.unusable, len(h.strikes), h.window_end, len(h.struck))
+    usable = ex.status is not None and not (ex.timed_out or ex.over_cap or ex.abandoned)
+    h.unusable = 0 if usable else h.unusable + 1
+    if ex.abandoned is not None:
+        # cut short by us: the breaker counts it only when not even the headers came
+        if ex.status is None:
+            h.failures += 1
+    elif ex.timed_out or ex.over_cap:
+        h.failures += 1
+    elif ex.status is not None:
+        h.failures = 0
+    if strike is not None:
+        h.strikes.append(strike)
+        rule = termination_rule(ex)
+        if rule is not None and rule not in h.struck:
+            h.struck.append(rule)
+        if len(h.strikes) >= STREAM_STRIKES and h.window_end is None:
+            h.window_end = time.time() + ABANDON_WINDOW_S
+    return (h.failures, h.unusable, len(h.strikes), h.window_end, len(h.struck)) != before
 
 
 def _strike(ex: Exchange, limits: Limits) -> str:

@@ -133,7 +133,10 @@ class Client:
         ex = Exchange(method, str(request.url), req_headers, content)
         self.log.append(ex)
         refusal = None
-        if self.budget is not None and _asks_for_stream(content):
+        asks = _asks_for_stream(content)
+        # the first request for a stream of its endpoint gets the full deadline (Budget.unproven)
+        full = asks and self.budget is not None and self.budget.unproven(ex)
+        if self.budget is not None and asks and not full:
             refusal = self.budget.stream_refusal()  # before admit: no agent call held for it
         if refusal is None and self.budget is not None:
             refusal = self.budget.admit(ex)
@@ -143,9 +146,19 @@ class Client:
             ex.t_end_ns = ex.t_start_ns
             return ex
         limits = self.target.limits
-        degraded = self.budget is not None and self.budget.degraded
+        degraded = self.budget is not None and self.budget.degraded and not full
         if degraded and self.budget is not None:  # its streams do not end: a short deadline
             limits = dataclasses.replace(limits, stream_timeout=self.budget.exchange_seconds())
+        windowed: list[int] = []  # the shared window's close, when it cut this stream
+
+        def cutoff(headers_ns: int) -> int | None:
+            if full or self.budget is None:
+                return None
+            end = self.budget.stream_cutoff_ns(headers_ns)
+            if end is not None:  # the window opened (maybe in another worker) while in flight
+                windowed.append(end)
+            return end
+
         try:
             read_exchange(
                 self._http,
@@ -155,10 +168,11 @@ class Client:
                 self.target.redact,
                 stop_after_events=stop_after_events,
                 on_event=on_event,
-                stream_cutoff=self.budget.stream_cutoff_ns if self.budget is not None else None,
+                stream_cutoff=cutoff,
             )
         finally:
-            if degraded and ex.timed_out and self.budget is not None and ex.t_end_ns:
+            cut = degraded or bool(windowed)
+            if cut and ex.timed_out and self.budget is not None and ex.t_end_ns:
                 # cut short because the target's streams are known not to end: not the target's
                 # failure to meet the full deadline, so nothing on it is judged (ERROR)
                 ex.abandoned = self.budget.abandon_reason((ex.t_end_ns - ex.t_start_ns) / 1e9)

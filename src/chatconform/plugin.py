@@ -40,6 +40,7 @@ from chatconform.agentcalls import (
 )
 from chatconform.budget import Budget
 from chatconform.checks.errors import every_response
+from chatconform.checks.unended import unended
 from chatconform.client import Client
 from chatconform.embedded import EmbeddedError, EmbeddedServer, reference_args_from_env
 from chatconform.expectations import EntryResult, Expectation, ExpectationsError
@@ -456,7 +457,8 @@ def _start_target(config: pytest.Config) -> None:
             state.target = state.server.start()
     except (TargetError, EmbeddedError) as exc:
         pytest.exit(str(exc), returncode=2)
-    state.budget = Budget(state.limits, state.agent_calls)
+    health = state.shared_dir / "target-health.json" if state.shared_dir is not None else None
+    state.budget = Budget(state.limits, state.agent_calls, health)
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -697,6 +699,7 @@ def _record(
     every = Outcome()
     for ex in log:
         every.extend(every_response(ex))
+        every.extend(_unended(ex, found))
     limit = _limited(item, state)
     per_case = item.get_closest_marker("per_case") is not None
     if limit is not None and per_case:
@@ -763,6 +766,16 @@ def _record(
     if call.excinfo is not None and call.excinfo.errisinstance(NotSent):
         report.longrepr = f"ERROR, not judged: {call.excinfo.value}"  # no traceback for this
     return rec
+
+
+def _unended(ex: Exchange, found: Outcome) -> Outcome:
+    """checks.unended on one exchange of the test, unless the test's own checks already found the
+    rule broken on it (one finding per broken stream)."""
+    out = unended(ex)
+    rules = {f.rule for f in out}
+    if any(f.exchange is ex and f.rule in rules and not f.is_note for f in found):
+        return Outcome()
+    return out
 
 
 def _within_limit(

@@ -22,7 +22,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any, Literal
@@ -265,8 +265,18 @@ def _bounded(
     refused, held = _admit(target, body, budget, language, mode)
     if refused is not None:
         return refused
+    degraded = budget is not None and budget.degraded
+    if degraded and budget is not None:  # the target's streams do not end: a short deadline
+        limits = replace(target.limits, stream_timeout=budget.exchange_seconds())
+        target = replace(target, limits=limits)
     call = send(target, body, mode)
-    _settle(budget, held, call.exchange)
+    ex = call.exchange
+    if degraded and budget is not None and ex is not None and ex.timed_out and ex.t_end_ns:
+        # cut short because the run knows the target's streams do not end (as client.Client
+        # does): not the target's failure to meet the full deadline, so not judged (ERROR)
+        ex.abandoned = budget.abandon_reason((ex.t_end_ns - ex.t_start_ns) / 1e9)
+        ex.error = f"{ex.error}; {ex.abandoned}"
+    _settle(budget, held, ex)
     return call
 
 
