@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from tests.harness import chatconform, reference
+from tests.harness import CliRun, chatconform, reference
 
 from chatconform.agentcalls import AgentCalls, bill_line, invokes_agent, reported_tokens
 from chatconform.budget import Budget
@@ -378,8 +378,17 @@ def test_concurrency_keeps_the_verdicts_and_the_bill(tmp_path: Path) -> None:
     assert {k: v["calls"] for k, v in two.summary["agent"]["bySuite"].items()} == by_suite
     assert by_suite["streaming"] > 0
     assert by_suite["history"] > 0
-    exercised = {r["id"]: sorted(r["tests"]) for r in one.summary["rules"]}
-    assert {r["id"]: sorted(r["tests"]) for r in two.summary["rules"]} == exercised
+
+    def exercised(run: CliRun) -> dict[str, list[str]]:
+        # whether the reference answers the second of two concurrent posts 409 session_busy (an
+        # error response, judged by the error rules) depends on timing, in either mode
+        racy = "test_history.py::test_concurrent_posts"
+        return {
+            r["id"]: sorted(t for t in r["tests"] if r["family"] != "errors" or t != racy)
+            for r in run.summary["rules"]
+        }
+
+    assert exercised(two) == exercised(one)
 
 
 @pytest.mark.parametrize(

@@ -150,3 +150,22 @@ def test_ctrl_c_writes_what_finished_and_exits_130(tmp_path: Path) -> None:
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["interrupted"] is True
     assert "Traceback" not in err
+
+
+def test_a_swallowed_ctrl_c_is_raised_again_by_the_next_request(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Hypothesis reports what an explicit example raised, KeyboardInterrupt included, and a run
+    went on to the end, exit 0, after a Ctrl-C during the fuzz suite's coverage phase (2 of 4
+    probes at 36 s into a run against a slow reference): once recorded, every request raises it."""
+    from chatconform import interrupt
+    from chatconform.client import Client
+    from chatconform.target import Limits, Target
+
+    client = Client(Target("http://127.0.0.1:9/api/v1", "k", "a", limits=Limits(1, 1)))
+    monkeypatch.setattr(interrupt, "_at", [])
+    interrupt.check()  # nothing recorded: no effect
+    monkeypatch.setattr(interrupt, "_at", [0.0])
+    with pytest.raises(KeyboardInterrupt):
+        client.get_session("ses_x")
+    assert client.log == []  # raised before anything was sent or recorded

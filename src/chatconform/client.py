@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 
+from chatconform import interrupt
 from chatconform.budget import Budget
 from chatconform.reader import read_exchange
 from chatconform.record import Exchange
@@ -115,6 +116,7 @@ class Client:
         body is read to the byte cap. `stop_after_events` drops the connection after that many
         events (a client that goes away mid-stream).
         """
+        interrupt.check()  # a Ctrl-C a library swallowed still stops the run here
         if key is DEFAULT_KEY:
             key = self.target.api_key
         req_headers: dict[str, str] = {"Accept": "application/json, text/event-stream"}

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from chatconform import interrupt
 from chatconform.agentcalls import parse_cap
 from chatconform.cli import DEFAULT_CONCURRENCY, SUITES
 from chatconform.errors import EXIT_ERROR, EXIT_FAIL, EXIT_OK, UsageError
@@ -156,7 +157,7 @@ def run_command(args: argparse.Namespace) -> int:
     if code == 5:
         raise UsageError("no test was collected for the selected suites")
     if not summary_path.exists():
-        if _INTERRUPTS:  # Ctrl-C before any suite test finished: nothing to summarise
+        if interrupt.requested():  # Ctrl-C before any suite test finished: nothing to summarise
             print("chatconform: interrupted before any test finished; no summary", file=sys.stderr)
             return 130
         raise UsageError(f"the suites did not run to the end (pytest exit {code})")
@@ -242,10 +243,8 @@ def run_suites(
     previous = signal.getsignal(signal.SIGINT)
 
     def interrupted(signum: int, frame: Any) -> None:
-        _INTERRUPTS.append(
-            time.monotonic()
-        )  # pytest turns it into its exit 2, as a collection error
-        signal.default_int_handler(signum, frame)
+        interrupt.record()  # pytest reports it as its exit 2, as a collection error; raised again
+        signal.default_int_handler(signum, frame)  # by each later request (chatconform.interrupt)
 
     if previous is signal.default_int_handler:  # not when a caller installed a handler of its own
         signal.signal(signal.SIGINT, interrupted)
@@ -254,9 +253,6 @@ def run_suites(
     finally:
         if previous is signal.default_int_handler:
             signal.signal(signal.SIGINT, previous)
-
-
-_INTERRUPTS: list[float] = []  # Ctrl-C's while the suites ran (run_suites)
 
 
 def print_summary(summary: dict[str, Any], report_dir: Path, seconds: float) -> None:

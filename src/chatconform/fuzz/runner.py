@@ -63,6 +63,7 @@ from schemathesis.generation.overrides import Override
 from schemathesis.reporting.junitxml import JunitXmlWriter
 from schemathesis.schemas import APIOperation, BaseSchema
 
+from chatconform import interrupt
 from chatconform.agentcalls import invokes_agent
 from chatconform.budget import Budget
 from chatconform.checks.common import short
@@ -845,6 +846,7 @@ class Fuzzer:
                 return
             if contract.substitute_agent(operation_id(op), case.body, self.target.agent_id):
                 case.body = case.body  # let Schemathesis see the edit (its metadata follows)
+            interrupt.check()  # Hypothesis reports what an example raised: Ctrl-C is raised again
             try:
                 request = self.prepare(case)
             except Unsendable:
