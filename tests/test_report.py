@@ -8,6 +8,7 @@ screenshots next to the reports (`<run>/summary.png`, `<matrix>/matrix.png`)."""
 from __future__ import annotations
 
 import base64
+import fcntl
 import hashlib
 import json
 import os
@@ -71,8 +72,32 @@ def _suite_cmd(report_dir: Path, target_file: Path, strict: bool) -> list[str]:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """Three runs in parallel, each against its own reference server; their keys for the canary."""
+    """The three runs (`_make_runs`), made once per test session: under xdist, the first worker to
+    need them makes them in the session's shared temporary folder, under a lock, and every worker
+    copies them into its own, so that a test writing into a run's folder disturbs no other."""
     base = tmp_path_factory.mktemp("reports")
+    if os.environ.get("PYTEST_XDIST_WORKER") is None:
+        secrets = _make_runs(base)
+    else:
+        shared = tmp_path_factory.getbasetemp().parent / "report-runs"  # this session's
+        with open(f"{shared}.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            done = shared / "secrets.json"
+            if not done.exists():
+                shutil.rmtree(shared, ignore_errors=True)  # a worker that failed making them
+                shared.mkdir()
+                done.write_text(json.dumps(sorted(_make_runs(shared))), encoding="utf-8")
+        secrets = set(json.loads(done.read_text(encoding="utf-8")))
+        for name in VARIANTS:
+            shutil.copytree(shared / name, base / name)
+    out: dict[str, Any] = {"secrets": secrets}
+    out.update({name: base / name for name in VARIANTS})
+    return out
+
+
+def _make_runs(base: Path) -> set[str]:
+    """Three runs in parallel, each against its own reference server, in `base`/<variant>; their
+    keys, for the canary."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWYTE_")}
     env["CHATCONFORM_QUIET_SUMMARY"] = "1"
     env.pop("GITHUB_STEP_SUMMARY", None)
@@ -107,9 +132,8 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
                 pytest.fail(f"the {name} run took over {RUN_TIMEOUT_S} s")
             assert (d / "summary.json").exists(), log[-3000:]
             write_run_reports(d)
-            out[name] = d
     assert out["secrets"], "the reference server wrote no keys"
-    return out
+    return out["secrets"]
 
 
 def _summary(d: Path) -> dict[str, Any]:
