@@ -107,6 +107,15 @@ def test_environment_and_target_file_configure_a_run(
     } == {"PASS"}
 
 
+def _sigint_default() -> None:
+    """In the child before exec: Ctrl-C at its default. An ignored signal is inherited across exec,
+    and a pytest worker may have had SIGINT ignored by an earlier test's in-process code (a worker
+    at -n 4 sent Ctrl-C to a run that never saw it); chatconform keeps an inherited SIG_IGN, as a
+    Unix program should, so the test gives its child the disposition a terminal would."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # a blocked mask is inherited too
+
+
 def test_ctrl_c_before_any_test_finished_exits_130(tmp_path: Path) -> None:
     """Ctrl-C while the first test still runs (the fuzz suite's, which reports only at its end):
     exit 130 and a line saying nothing finished, not "the suites did not run to the end" (2)."""
@@ -114,7 +123,8 @@ def test_ctrl_c_before_any_test_finished_exits_130(tmp_path: Path) -> None:
     env["CHATCONFORM_REFERENCE_ARGS"] = "--ttft-ms 300 --itl-ms 100"  # a slow reference
     cmd = [sys.executable, "-m", "chatconform.cli", "run", "--suite", "fuzz", "--sdk", "none",
            "--report-dir", str(tmp_path)]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=_sigint_default)  # fmt: skip
     try:
         deadline = time.monotonic() + 30
         while "started the reference" not in (proc.stdout.readline() if proc.stdout else ""):
@@ -135,7 +145,8 @@ def test_ctrl_c_writes_what_finished_and_exits_130(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWYTE_")}
     env["CHATCONFORM_REFERENCE_ARGS"] = "--ttft-ms 300 --itl-ms 100"  # a slow reference
     cmd = [sys.executable, "-m", "chatconform.cli", "run", "--report-dir", str(tmp_path)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=_sigint_default)  # fmt: skip
     try:
         deadline = time.monotonic() + 30
         while not list(tmp_path.glob("allure-results/*")) and time.monotonic() < deadline:
