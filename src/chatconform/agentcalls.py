@@ -14,9 +14,7 @@ with flock(2) for each update; without a file it is kept in memory.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
-import os
 import re
 import threading
 import time
@@ -25,6 +23,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from chatconform import lockedfile
 from chatconform.record import Exchange
 
 #: Agent calls a run may make unless told otherwise, sized for a CI gate: a strict run of every suite
@@ -128,18 +127,10 @@ class AgentCalls:
             if self.path is None:
                 yield self._memory
                 return
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
-                with os.fdopen(os.dup(fd), "r+", encoding="utf-8") as fh:
-                    text = fh.read()
-                    data = json.loads(text) if text.strip() else _empty()
-                    yield data
-                    fh.seek(0)
-                    fh.truncate()
-                    fh.write(json.dumps(data))
-            finally:
-                os.close(fd)  # releases the lock
+            with lockedfile.exclusive(self.path) as held:
+                data = json.loads(held.text) if held.text.strip() else _empty()
+                yield data
+                held.write(json.dumps(data))
 
     def _update(self, fn: Callable[[dict[str, Any]], Any]) -> Any:
         with self._ledger() as data:
@@ -245,9 +236,7 @@ class AgentCalls:
         with self._lock:
             if self.path is None:
                 return json.loads(json.dumps(self._memory))
-            with self.path.open("r", encoding="utf-8") as fh:
-                fcntl.flock(fh.fileno(), fcntl.LOCK_SH)
-                text = fh.read()
+            text = lockedfile.read_shared(self.path)
         return json.loads(text) if text.strip() else _empty()
 
     def to_json(self) -> dict[str, Any]:

@@ -12,13 +12,13 @@ process of the run is on this host.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
-import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from chatconform import lockedfile
 
 
 @dataclass
@@ -56,25 +56,15 @@ class SharedHealth:
 
     def read(self) -> Health:
         try:
-            with self.path.open("r", encoding="utf-8") as fh:
-                fcntl.flock(fh.fileno(), fcntl.LOCK_SH)
-                text = fh.read()
+            return Health.parse(lockedfile.read_shared(self.path))
         except FileNotFoundError:
             return Health()
-        return Health.parse(text)
 
     def update(self, change: Callable[[Health], bool]) -> Health:
         """Apply `change` to the run's health under the lock; written back when it returns True.
         Returns the health as it now is."""
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            with os.fdopen(os.dup(fd), "r+", encoding="utf-8") as fh:
-                health = Health.parse(fh.read())
-                if change(health):
-                    fh.seek(0)
-                    fh.truncate()
-                    fh.write(json.dumps(asdict(health)))
-        finally:
-            os.close(fd)  # releases the lock
+        with lockedfile.exclusive(self.path) as held:
+            health = Health.parse(held.text)
+            if change(health):
+                held.write(json.dumps(asdict(health)))
         return health
