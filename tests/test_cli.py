@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -116,48 +117,52 @@ def _sigint_default() -> None:
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # a blocked mask is inherited too
 
 
-def test_ctrl_c_before_any_test_finished_exits_130(tmp_path: Path) -> None:
-    """Ctrl-C while the first test still runs (the fuzz suite's, which reports only at its end):
-    exit 130 and a line saying nothing finished, not "the suites did not run to the end" (2)."""
+def _interrupted_run(
+    args: list[str], tmp_path: Path, running: Callable[[subprocess.Popen[str]], None]
+) -> tuple[int, str, str]:
+    """`chatconform run ARGS` against a slow reference, sent Ctrl-C once `running` returns:
+    (exit code, stdout, stderr)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWYTE_")}
     env["CHATCONFORM_REFERENCE_ARGS"] = "--ttft-ms 300 --itl-ms 100"  # a slow reference
-    cmd = [sys.executable, "-m", "chatconform.cli", "run", "--suite", "fuzz", "--sdk", "none",
-           "--report-dir", str(tmp_path)]  # fmt: skip
+    cmd = [sys.executable, "-m", "chatconform.cli", "run", *args, "--report-dir", str(tmp_path)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                             preexec_fn=_sigint_default)  # fmt: skip
     try:
+        running(proc)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return proc.returncode, out, err
+
+
+def test_ctrl_c_before_any_test_finished_exits_130(tmp_path: Path) -> None:
+    """Ctrl-C while the first test still runs (the fuzz suite's, which reports only at its end):
+    exit 130 and a line saying nothing finished, not "the suites did not run to the end" (2)."""
+
+    def fuzz_started(proc: subprocess.Popen[str]) -> None:
         deadline = time.monotonic() + 30
         while "started the reference" not in (proc.stdout.readline() if proc.stdout else ""):
             assert time.monotonic() < deadline
             assert proc.poll() is None
         time.sleep(3.0)  # the fuzz suite's first test is running: nothing has finished yet
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 130, (out[-2000:], err[-2000:])
+
+    code, out, err = _interrupted_run(["--suite", "fuzz", "--sdk", "none"], tmp_path, fuzz_started)
+    assert code == 130, (out[-2000:], err[-2000:])
     assert "interrupted before any test finished" in err
     assert "Traceback" not in err
 
 
 def test_ctrl_c_writes_what_finished_and_exits_130(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWYTE_")}
-    env["CHATCONFORM_REFERENCE_ARGS"] = "--ttft-ms 300 --itl-ms 100"  # a slow reference
-    cmd = [sys.executable, "-m", "chatconform.cli", "run", "--report-dir", str(tmp_path)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                            preexec_fn=_sigint_default)  # fmt: skip
-    try:
+    def tests_running(proc: subprocess.Popen[str]) -> None:
         deadline = time.monotonic() + 30
         while not list(tmp_path.glob("allure-results/*")) and time.monotonic() < deadline:
             time.sleep(0.1)  # wait until tests are running
         time.sleep(1.0)
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 130, (out[-2000:], err[-2000:])
+
+    code, out, err = _interrupted_run([], tmp_path, tests_running)
+    assert code == 130, (out[-2000:], err[-2000:])
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["interrupted"] is True
     assert "Traceback" not in err
