@@ -122,6 +122,16 @@ def serve() -> Iterator[Callable[[Handler], Server]]:
         s.close()
 
 
+def replying(data: bytes) -> Handler:
+    """A handler that sends `data` on each request and keeps the connection."""
+
+    def handler(conn: socket.socket, index: int, n: int) -> bool:
+        conn.sendall(data)
+        return True
+
+    return handler
+
+
 def target_of(server: Server, **limits: float) -> Target:
     return Target(server.url, api_key="flowyte_sk_test_h1secret", agent_id="m",
                   limits=Limits(**limits))  # type: ignore[arg-type]  # fmt: skip
@@ -229,11 +239,9 @@ def test_a_keep_alive_connection_the_server_closed_while_idle_is_replaced(serve)
 
 
 def test_interim_responses_are_skipped(serve) -> None:  # type: ignore[no-untyped-def]
-    def handler(conn: socket.socket, index: int, n: int) -> bool:
-        conn.sendall(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
-        return True
-
-    server = serve(handler)
+    server = serve(
+        replying(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+    )
     target = target_of(server)
     with make_client(target, 1) as http:
         assert call_json(http, target, "GET", "/a")[:3] == (200, {}, None)
@@ -261,11 +269,7 @@ def test_a_close_in_the_middle_of_a_chunk_is_a_transport_error_not_judged(serve)
 
 
 def test_malformed_chunk_size_is_a_protocol_error(serve) -> None:  # type: ignore[no-untyped-def]
-    def handler(conn: socket.socket, index: int, n: int) -> bool:
-        conn.sendall(SSE_HEAD + b"0x10\r\n" + b"a" * 16 + b"\r\n0\r\n\r\n")
-        return True
-
-    server = serve(handler)
+    server = serve(replying(SSE_HEAD + b"0x10\r\n" + b"a" * 16 + b"\r\n0\r\n\r\n"))
     target = target_of(server)
     with make_client(target, 1) as http:
         _, ex = stream_once(target, http)
@@ -340,11 +344,7 @@ def test_a_stream_that_never_ends_is_cut_at_the_deadline(serve) -> None:  # type
 
 
 def test_the_byte_cap_ends_a_stream(serve) -> None:  # type: ignore[no-untyped-def]
-    def handler(conn: socket.socket, index: int, n: int) -> bool:
-        conn.sendall(SSE_HEAD + chunked(*[STREAM[1]] * 500))
-        return True
-
-    server = serve(handler)
+    server = serve(replying(SSE_HEAD + chunked(*[STREAM[1]] * 500)))
     target = target_of(server, max_body_bytes=4096)
     with make_client(target, 1) as http:
         _, ex = stream_once(target, http)
@@ -457,11 +457,7 @@ def test_parse_head_joins_repeated_fields_and_rejects_garbage() -> None:
 
 
 def test_read_exchange_records_what_went_on_the_wire(serve) -> None:  # type: ignore[no-untyped-def]
-    def handler(conn: socket.socket, index: int, n: int) -> bool:
-        conn.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 3\r\n\r\nnop")
-        return True
-
-    server = serve(handler)
+    server = serve(replying(b"HTTP/1.1 404 Not Found\r\nContent-Length: 3\r\n\r\nnop"))
     target = target_of(server)
     with make_client(target, 1) as http:
         ex = Exchange("GET", server.url + "/q?a=1", dict(http.headers))
@@ -529,11 +525,7 @@ def test_under_gevent_one_timer_bounds_reads_and_the_exchange(serve) -> None:  #
 def test_read_lag_is_recorded_per_exchange_and_pooled_over_processes(serve) -> None:  # type: ignore[no-untyped-def]
     from chatconform.load.health import HealthMonitor, merge
 
-    def handler(conn: socket.socket, index: int, n: int) -> bool:
-        conn.sendall(SSE_HEAD + chunked(*STREAM))
-        return True
-
-    server = serve(handler)
+    server = serve(replying(SSE_HEAD + chunked(*STREAM)))
     target = target_of(server)
     with make_client(target, 1) as http:
         _, ex = stream_once(target, http)
