@@ -193,3 +193,39 @@ def test_a_swallowed_ctrl_c_is_raised_again_by_the_next_request(
     with pytest.raises(KeyboardInterrupt):
         client.get_session("ses_x")
     assert client.log == []  # raised before anything was sent or recorded
+
+
+def _ended(pid: int) -> bool:
+    """No such process, or a zombie waiting for init to reap it."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def test_the_embedded_reference_ends_with_a_killed_parent() -> None:
+    """A run killed outright (SIGKILL: a CI job's timeout, `kill -9`) left its embedded reference
+    serving forever, reparented to init. The server watches the pipe its parent holds on its
+    standard input: the parent's death closes it, and the server stops within seconds."""
+    code = (
+        "from chatconform.embedded import EmbeddedServer\n"
+        "import time\n"
+        "s = EmbeddedServer()\n"
+        "s.start()\n"
+        "print(s.proc.pid, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert parent.stdout is not None
+        server = int(parent.stdout.readline())
+        assert not _ended(server)
+        parent.kill()
+        parent.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while not _ended(server) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _ended(server), f"the reference (pid {server}) outlived its killed parent by 10 s"
+    finally:
+        parent.kill()
+        parent.wait(timeout=10)

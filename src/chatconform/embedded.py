@@ -34,10 +34,12 @@ class EmbeddedServer:
 
     def start(self) -> Target:
         cmd = [sys.executable, "-m", "chatconform.reference", "--port", "0"]
-        cmd += ["--credentials-out", str(self.credentials), *self.args]
+        cmd += ["--credentials-out", str(self.credentials), "--exit-on-stdin-close", *self.args]
         with self.log.open("wb") as log:
+            # its standard input is a pipe only this process holds: when this process ends, even
+            # killed outright, the server reads its end and stops (no orphan left on the port)
             self.proc = subprocess.Popen(
-                cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+                cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.PIPE
             )
         deadline = time.monotonic() + START_TIMEOUT_S
         while not self.credentials.exists():
@@ -57,6 +59,8 @@ class EmbeddedServer:
         return Target(**values, limits=self.limits, embedded=True)  # type: ignore[arg-type]
 
     def stop(self) -> None:
+        if self.proc is not None and self.proc.stdin is not None:
+            self.proc.stdin.close()
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             try:

@@ -98,6 +98,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "installed, no delivery layer) and the server's own send times of completion deltas at "
         "GET /_calibration/send-times (?reset=1 starts anew); no --fault or --variation",
     )
+    parser.add_argument(
+        "--exit-on-stdin-close",
+        action="store_true",
+        help="end when standard input closes: a parent that holds a pipe to it ends the server "
+        "by closing it or by dying, however it dies (chatconform's embedded server runs so)",
+    )
     parser.add_argument("--log-level", choices=LOG_LEVELS, default="warning",
                         help="log level (default warning); keys are never logged")  # fmt: skip
 
@@ -131,7 +137,8 @@ def serve(args: argparse.Namespace) -> int:
     switches = Switches(faults[0] if faults else None, frozenset(variations), fault_rate)
     settings = Settings(args.ttft_ms, args.itl_ms, args.tokens, args.rate_limit_rps, switches,
                         calibration)  # fmt: skip
-    options = ServerOptions(args.host, args.port, args.db, args.credentials_out, args.log_level)
+    options = ServerOptions(args.host, args.port, args.db, args.credentials_out, args.log_level,
+                            bool(getattr(args, "exit_on_stdin_close", False)))  # fmt: skip
     return run(settings, options)
 
 

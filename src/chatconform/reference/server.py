@@ -13,6 +13,7 @@ import socket
 import sqlite3
 import sys
 import tempfile
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -37,6 +38,7 @@ class ServerOptions:
     db: str | None = None
     credentials_out: str | None = None
     log_level: str = "warning"
+    exit_on_stdin_close: bool = False
 
 
 def _listen(host: str, port: int) -> socket.socket:
@@ -161,6 +163,17 @@ def loop_factory(loop: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
     return None
 
 
+def _end_when_stdin_closes() -> None:
+    """SIGTERM to this process once standard input reaches its end: the parent holding the pipe's
+    other end has closed it, or died, however it died (SIGKILL included, which no handler sees)."""
+    try:
+        while os.read(0, 65536):
+            pass
+    except OSError:
+        pass
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
 def _fail(message: str) -> int:
     print(message, file=sys.stderr, flush=True)
     return 1
@@ -194,6 +207,8 @@ def _run_on(settings: Settings, options: ServerOptions, db_path: str) -> int:
         # uvicorn captures SIGINT/SIGTERM while serving, then re-raises them: to this handler.
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGTERM, stop)
+        if options.exit_on_stdin_close:
+            threading.Thread(target=_end_when_stdin_closes, daemon=True).start()
         out = options.credentials_out
 
         def write_credentials() -> None:
