@@ -33,6 +33,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,6 +88,42 @@ def offline_env() -> dict[str, str]:
 # -- the server's own send times ---------------------------------------------------------------
 
 
+class WarmUpReset:
+    """Starts the server's send log anew ``warm_up`` s after the tool's first streamed request
+    (its run's start, within the 50 ms of a poll), so the server's figures cover the same part of
+    the run as the tools' figures, both of which leave out requests sent in the warm-up."""
+
+    def __init__(self, root: str, warm_up: float, bound_s: float = 180.0) -> None:
+        self.root, self.warm_up, self.bound_s = root, warm_up, bound_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> WarmUpReset:
+        send_times(self.root, reset=True)
+        if self.warm_up > 0:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=15)
+
+    def _run(self) -> None:
+        deadline = time.monotonic() + self.bound_s
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            if (send_times(self.root, reset=False).get("ttft_ms") or {}).get("count"):
+                break  # a first delta went out: its request was sent a TTFT ago
+            self._stop.wait(0.05)
+        else:
+            return
+        # the first request was sent about one injected TTFT before its first delta
+        if not self._stop.wait(max(self.warm_up - self.first_ttft_s, 0.0)):
+            send_times(self.root, reset=True)
+
+    first_ttft_s = 0.2
+
+
 def send_times(root: str, reset: bool) -> dict[str, Any]:
     """The reference's send-time distributions so far (``reset``: and start anew)."""
     try:
@@ -101,7 +138,7 @@ def send_times(root: str, reset: bool) -> dict[str, Any]:
 
 
 def run_chatconform(
-    base_url: str, key: str, agent: str, streams: int, seconds: int, checks: bool
+    base_url: str, key: str, agent: str, streams: int, seconds: int, checks: bool, warm_up: float
 ) -> Cell:
     with tempfile.TemporaryDirectory(prefix="bench-cc-") as d:
         env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWYTE_")}
@@ -109,7 +146,7 @@ def run_chatconform(
         cmd = [sys.executable, "-m", "chatconform.load", "--base-url", base_url,
                "--endpoint", "completions", "--users", str(streams), "--spawn-rate", str(streams),
                "--run-time", f"{seconds}s", "--report-dir", d, "--workers", "0",
-               "--stream-timeout", "120"]  # fmt: skip
+               "--stream-timeout", "120", "--warm-up", f"{warm_up:g}s"]  # fmt: skip
         if not checks:
             cmd.append("--no-checks")
         try:
@@ -126,7 +163,8 @@ def run_chatconform(
     ep = s["endpoints"]["completions"]
     t, i, m, e2e = ep["ttft_ms"], ep["itl_ms"], ep["tpot_ms"], ep["e2e_ms"]
     conc = ep["requests_per_s"] * e2e["mean"] / 1000.0 if e2e.get("mean") is not None else None
-    return Cell(t["p50"], t["p99"], i["p50"], m["p50"], ep["ok"], conc,
+    # requests: the measured ones (warm-up left out), as GuideLLM counts them
+    return Cell(t["p50"], t["p99"], i["p50"], m["p50"], t["count"], conc,
                 bool(s["client"]["saturated"]), s["client"].get("read_lag_p99_ms"))  # fmt: skip
 
 
@@ -180,7 +218,7 @@ class GuideLLM:
         return None
 
     def run(self, base_url: str, key: str, agent: str, streams: int, seconds: int,
-            tokens: int) -> Cell:  # fmt: skip
+            tokens: int, warm_up: float) -> Cell:  # fmt: skip
         root, _, prefix = base_url.partition("/api/")
         out = self.workdir / f"guidellm-{streams}.json"
         out.unlink(missing_ok=True)
@@ -197,7 +235,11 @@ class GuideLLM:
                     "http2": False,
                     "timeout": 120,
                 },
-                "profile": {"kind": "concurrent", "streams": [streams]},
+                "profile": {
+                    "kind": "concurrent",
+                    "streams": [streams],
+                    "warmup": {"mode": "duration", "value": warm_up},
+                },
                 "tokenizer": {"kind": "huggingface_auto", "model": str(self.tokenizer)},
                 "data": [{"kind": "synthetic_text", "prompt_tokens": 32, "output_tokens": tokens}],
                 "constraints": [{"kind": "max_duration", "seconds": seconds}],
@@ -309,7 +351,8 @@ def print_table(rows: dict[int, dict[str, Cell]], args: argparse.Namespace, runs
                    f"{fmt(c.server.get('itl_p50'))}")  # fmt: skip
             star = "*" if tool == "guidellm" else " "
             conc = "-" if c.concurrency is None else f"{c.concurrency:.0f}"
-            rate = c.requests * args.tokens / args.seconds  # deltas read per second
+            # deltas read per measured second
+            rate = c.requests * args.tokens / max(args.seconds - args.warm_up, 1e-9)
             print(
                 f"{streams:>7} {tool:<12} {c.requests:>5} {conc:>5} {rate:>6.0f} | "
                 f"{fmt(c.ttft_p50):>8} "
@@ -335,7 +378,7 @@ def print_table(rows: dict[int, dict[str, Cell]], args: argparse.Namespace, runs
         "chatconform closer; errors under 0.01 ms count as 0.01).\n"
         "  reqs = completed requests of a run; conc = the concurrency reached (Little's law: "
         "completed req/s × mean E2E),\n  against the streams asked for; tok/s = reqs × "
-        "deltas per reply / run seconds (content deltas read per second).\n"
+        "deltas per reply / measured seconds (run − warm-up).\n"
         "  chatconform: TTFT = first content delta read − request sent; ITL p50 = every gap "
         "between content deltas, pooled (per gap);\n  mean/req = its TPOT, (E2E − TTFT) / "
         "(deltas − 1) per request.\n"
@@ -356,6 +399,9 @@ def main() -> None:
     p.add_argument("--itl-ms", type=int, default=20)
     p.add_argument("--tokens", type=int, default=16, help="content deltas per reply (16)")
     p.add_argument("--seconds", type=int, default=10, help="per run and tool (10)")
+    p.add_argument("--warm-up", type=float, default=2.0,
+                   help="seconds at the start of each run whose requests both tools and the "
+                   "server's send log leave out of their figures (2)")  # fmt: skip
     p.add_argument("--runs", type=int, default=3, help="runs per cell, median (3)")
     p.add_argument("--streams", type=int, nargs="+", default=[1, 50, 200])
     p.add_argument("--guidellm", default=None, help="the guidellm executable of its venv")
@@ -375,7 +421,8 @@ def main() -> None:
              "--tokens", str(args.tokens), "--rate-limit-rps", "0"]  # fmt: skip
     if not args.no_calibration:
         knobs.append("--calibration")
-    print(f"reference: {' '.join(knobs)}; {args.seconds} s per run, closed loop, completions")
+    print(f"reference: {' '.join(knobs)}; {args.seconds} s per run, closed loop, completions; "
+          f"requests sent in the first {args.warm_up:g} s of a run left out (--warm-up)")  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="bench-guidellm-") as work:
         gl: GuideLLM | None = None
         gl_reason = "--skip-guidellm" if args.skip_guidellm else None
@@ -397,12 +444,15 @@ def main() -> None:
             for streams in args.streams:
                 cells: dict[str, list[Cell]] = {"chatconform": [], "guidellm": []}
                 for run in range(args.runs):
-                    send_times(root, reset=True)
-                    c = run_chatconform(base, key, agent, streams, args.seconds, not args.no_checks)
+                    w = args.warm_up
+                    with WarmUpReset(root, w):
+                        c = run_chatconform(base, key, agent, streams, args.seconds,
+                                            not args.no_checks, w)  # fmt: skip
                     c.server = server_cell(send_times(root, reset=True))
                     cells["chatconform"].append(c)
                     if gl is not None:
-                        g = gl.run(base, key, agent, streams, args.seconds, args.tokens)
+                        with WarmUpReset(root, w):
+                            g = gl.run(base, key, agent, streams, args.seconds, args.tokens, w)
                         g.server = server_cell(send_times(root, reset=True))
                         cells["guidellm"].append(g)
                     else:

@@ -108,6 +108,8 @@ def test_two_workers_merge_and_a_broken_threshold_exits_1(
             str(tmp_path),
             "--max-ttft-p95-ms",
             "1",
+            "--warm-up",
+            "1s",
         ],
         env,
     )
@@ -125,6 +127,15 @@ def test_two_workers_merge_and_a_broken_threshold_exits_1(
     assert summary["samples"] == len(samples)
     ok = sum(1 for s in samples if s["outcome"] == "ok")
     assert summary["endpoints"]["completions"]["ok"] == ok
+    # --warm-up 1s, in each worker: its first second's requests counted, not measured
+    assert summary["settings"]["warm_up_s"] == 1
+    warm = [s for s in samples if s.get("warmup")]
+    assert {s["worker"] for s in warm} == {0, 1}
+    assert summary["endpoints"]["completions"]["warm_up_requests"] == len(warm)
+    measured_ok = sum(1 for s in samples if s["outcome"] == "ok" and not s.get("warmup"))
+    assert 0 < measured_ok < ok
+    assert summary["endpoints"]["completions"]["ttft_ms"]["count"] == measured_ok
+    assert "warm-up: " in proc.stdout
     roles = sorted(p["role"] for p in summary["client"]["processes"])
     assert roles == ["master", "worker", "worker"]
     assert reference.api_key not in (tmp_path / "requests.jsonl").read_text()

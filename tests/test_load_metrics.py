@@ -200,6 +200,32 @@ def test_dropped_is_not_an_attempt_and_censored_is_counted_with_its_elapsed_time
     assert out["ttft_ms"]["count"] == 0  # never in latency
 
 
+def test_warm_up_requests_are_counted_and_checked_but_not_measured() -> None:
+    """--warm-up: a request sent in the run's first seconds stays out of latency, tokens,
+    throughput and SLO attainment, and still counts as a request, an error and a violation."""
+    m = EndpointMetrics({"ttft_ms": 100.0})
+    fast = run("completions", [(50, chunk("a")), (60, chunk("b")), (61, b"data: [DONE]\n\n")])
+    slow = run("completions", [(900, chunk("a")), (910, chunk("b")), (911, b"data: [DONE]\n\n")])
+    broken = {**slow, "checked": True, "violations": [{"rule": "OAI-4", "message": "no [DONE]"}]}
+    m.add({**slow, "warmup": True})  # ok, but slow: not in the figures
+    m.add({**broken, "warmup": True})
+    m.add({**run("completions", [(5, b"")]), "outcome": "http_error", "warmup": True})
+    m.add(fast)
+    out = m.summary()
+    assert (out["requests"], out["ok"], out["errors"], out["warm_up_requests"]) == (4, 3, 1, 3)
+    assert out["ttft_ms"]["count"] == 1 and out["ttft_ms"]["max"] == 50
+    assert out["itl_ms"]["count"] == 1
+    assert out["output_tokens"] == 2  # the measured request's two deltas only
+    assert out["window_s"] == 0.061  # from the measured request's send to its close
+    assert out["requests_per_s"] == round(1 / 0.061, 3)
+    assert out["conformance"]["violating"] == 1  # a warm-up violation is still a violation
+    assert (out["slo"]["requests"], out["slo"]["attained"]) == (1, 1)
+    summary = summary_mod.build(RunMetrics(), [], [], {"warm_up_s": 2.0})
+    summary["endpoints"] = {"completions": out}
+    text = "\n".join(summary_mod.lines(summary))
+    assert "warm-up: 3 requests sent in the first 2 s" in text
+
+
 def _summary_with(ttft_ms: float, open_loop_lags: list[float] | None = None) -> dict[str, object]:
     metrics = RunMetrics()
     s = run(

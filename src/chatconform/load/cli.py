@@ -191,6 +191,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "ttft_ms=250,itl_ms=50,tpot_ms=30,e2e_ms=2000 (itl_ms limits a request's worst gap)",
     )
     load.add_argument(
+        "--warm-up",
+        type=_timespan,
+        default=0.0,
+        metavar="DURATION",
+        help="requests sent in the run's first DURATION (e.g. 2s) are left out of latency, "
+        "throughput and SLO figures: the start-up transient (connections opened, every stream "
+        "starting at once). They are still checked and counted as requests, errors and "
+        "conformance (default 0: none left out)",
+    )
+    load.add_argument(
         "--no-checks",
         action="store_true",
         help="do not judge streams with the conformance checks (calibration of the client only)",
@@ -363,6 +373,7 @@ def _run(args: argparse.Namespace) -> int:
             gates=values["gates"],  # type: ignore[arg-type]
             objectives=values["objectives"],  # type: ignore[arg-type]
             checks=not args.no_checks,
+            warm_up=args.warm_up,
             role=role,
             expect_workers=args.expect_workers or 0,
             master_bind_host=args.master_bind_host,

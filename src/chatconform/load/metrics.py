@@ -48,6 +48,8 @@ DEFINITIONS: dict[str, str] = {
     "dispatch_lag_ms": "first send − intended start (open loop: late when > 10 ms)",
     "censored": "in flight when the run ended and never finished: counted, elapsed shown, "
     "not in latency",
+    "warm_up_requests": "sent in the run's first --warm-up seconds: counted as requests, errors "
+    "and conformance, left out of latency, throughput and SLO figures",
 }
 LATENCIES = (
     "ttfb_ms", "ttft_ms", "itl_ms", "tpot_ms", "e2e_ms", "stall_ms", "tail_ms", "recv_lag_ms",
@@ -153,6 +155,8 @@ class EndpointMetrics:
     censored_elapsed: Distribution = field(default_factory=Distribution)
     conformance: Conformance = field(default_factory=Conformance)
     attained: int = 0
+    warm_up: int = 0  # requests sent in the warm-up: counted and checked, not measured
+    warm_up_ok: int = 0
     first_sent: float | None = None  # ms on the run's clock (wall of the first sample)
     last_close: float | None = None
 
@@ -163,6 +167,10 @@ class EndpointMetrics:
             return
         self.requests += 1
         violating = self.conformance.add(sample)
+        if sample.get("warmup"):  # errors and conformance above; no latency, tokens or window
+            self.warm_up += 1
+            self.warm_up_ok += outcome == OK
+            return
         self._window(sample)
         if outcome == CENSORED:
             sent, close = sample["sent_ms"], sample["close_ms"]
@@ -211,6 +219,11 @@ class EndpointMetrics:
     def ok(self) -> int:
         return self.outcomes.get(OK, 0)
 
+    @property
+    def measured(self) -> int:
+        """Requests past the warm-up: the ones latency, throughput and SLO figures are over."""
+        return self.requests - self.warm_up
+
     def window_s(self) -> float | None:
         if self.first_sent is None or self.last_close is None:
             return None
@@ -229,8 +242,8 @@ class EndpointMetrics:
             "objectives": dict(self.objectives),
             "itl_ms_is": "the request's worst gap between content deltas",
             "attained": self.attained,
-            "requests": self.requests,
-            "attainment": round(self.attained / self.requests, 6) if self.requests else 0.0,
+            "requests": self.measured,
+            "attainment": round(self.attained / self.measured, 6) if self.measured else 0.0,
             "goodput_rps": round(self.attained / window, 3) if window else 0.0,
         }
 
@@ -254,7 +267,8 @@ class EndpointMetrics:
             out[name] = self.dist[name].summary()
         out["censored_elapsed_ms"] = self.censored_elapsed.summary()
         out["tokens_per_s"] = round(self.tokens / window, 3) if window else 0.0
-        out["requests_per_s"] = round(self.ok / window, 3) if window else 0.0
+        out["requests_per_s"] = round((self.ok - self.warm_up_ok) / window, 3) if window else 0.0
+        out["warm_up_requests"] = self.warm_up
         out["window_s"] = round(window, 3) if window else None
         out["conformance"] = self.conformance.summary()
         out["slo"] = self.slo_summary(window)

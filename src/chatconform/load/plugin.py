@@ -78,6 +78,7 @@ class Settings:
     gates: list[th.Threshold] = field(default_factory=list)
     objectives: dict[str, float] = field(default_factory=dict)
     checks: bool = True  # judge every stream with the suites' checks
+    warm_up: float = 0.0  # seconds from the test's start: requests sent earlier are warm-up
     ask_usage: bool = True  # stream_options.include_usage on completions
     expect_workers: int = 1  # worker processes of the run (open-loop arrivals are split over them)
 
@@ -103,6 +104,7 @@ class Settings:
             gates=gates,
             objectives=objectives,
             checks=not getattr(opts, "cc_no_checks", False),
+            warm_up=max(float(getattr(opts, "cc_warm_up", 0.0) or 0.0), 0.0),
             ask_usage=not getattr(opts, "cc_no_usage", False),
             expect_workers=max(int(getattr(opts, "expect_workers", 1) or 1), 1),
         )
@@ -110,7 +112,7 @@ class Settings:
     # what a master hands its workers (handshake): the run as the master was told to run it
     WIRE = (
         "endpoint", "rate", "arrival", "seed", "turns", "max_inflight", "prompt", "timeout",
-        "stream_timeout", "max_bytes", "checks", "ask_usage", "expect_workers",
+        "stream_timeout", "max_bytes", "checks", "ask_usage", "expect_workers", "warm_up",
     )  # fmt: skip
 
     def wire(self) -> dict[str, Any]:
@@ -133,6 +135,7 @@ class Settings:
             "stream_timeout_s": self.stream_timeout,
             "max_bytes": self.max_bytes,
             "conformance_checks": self.checks,
+            "warm_up_s": self.warm_up,
             "include_usage": self.ask_usage,
             "slo": dict(self.objectives) or None,
         }
@@ -157,6 +160,7 @@ class LoadContext:
         self.health = HealthMonitor(self.role)
         self._target: Target | None = None
         self.started: float | None = None
+        self.started_ns: int | None = None  # perf_counter_ns at the test's start (warm-up)
         self.finished = False
         self.stopping = False  # the run time is reached: no new request starts
         self.inflight = 0
@@ -326,6 +330,10 @@ class LoadContext:
             tl.request_id = self._next_id()
         self._fire(tl)
         sample = tl.to_sample(self.target.redact)
+        if self.settings.warm_up > 0 and self.started_ns is not None:
+            until = self.started_ns + round(self.settings.warm_up * 1e9)
+            if (tl.t_sent if tl.t_sent is not None else tl.t_intended) < until:
+                sample["warmup"] = True
         if self.aggregator is not None:
             self.aggregator.add([sample])
         elif self.sink is not None:
@@ -526,6 +534,13 @@ def _options(parser: Any) -> None:
         "runs one step at --cc-rate)",
     )
     g.add_argument(
+        "--cc-warm-up",
+        type=float,
+        default=0.0,
+        help="seconds: requests sent earlier in the run are warm-up, checked and counted but "
+        "left out of latency, throughput and SLO figures",
+    )
+    g.add_argument(
         "--cc-no-checks",
         action="store_true",
         help="do not judge the streams with the conformance checks (calibration only)",
@@ -600,6 +615,7 @@ def _test_start(environment: Environment, **_kw: Any) -> None:
     if ctx is None or ctx.started is not None:
         return
     ctx.started = time.monotonic()
+    ctx.started_ns = time.perf_counter_ns()
     ctx.health.start()
     if ctx.role == "worker":
         gevent.spawn(ctx.flush_loop)

@@ -45,6 +45,7 @@ class Plan:
     gates: dict[str, float] = field(default_factory=dict)
     objectives: dict[str, float] = field(default_factory=dict)
     checks: bool = True
+    warm_up: float = 0.0  # seconds: requests sent earlier stay out of latency and throughput
     role: str = (
         "local"  # local (one process, or --workers forked), master or worker (--master/--worker)
     )
@@ -90,6 +91,8 @@ class Plan:
             cmd += ["--cc-slo", slo_render(self.objectives)]
         if not self.checks:
             cmd += ["--cc-no-checks"]
+        if self.warm_up > 0:
+            cmd += ["--cc-warm-up", f"{self.warm_up:g}"]
         return cmd
 
     def environ(self) -> dict[str, str]:

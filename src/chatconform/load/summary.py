@@ -148,6 +148,12 @@ def lines(summary: dict[str, Any]) -> list[str]:
             if conf.get("example"):
                 ex = conf["example"]
                 out.append(f"  e.g. request {ex['request_id']}: {ex['rule']} {ex['message']}")
+        if ep.get("warm_up_requests"):
+            out.append(
+                f"  warm-up: {ep['warm_up_requests']} requests sent in the first "
+                f"{summary['settings'].get('warm_up_s') or 0:g} s: checked and counted, not in "
+                "latency, throughput or SLO figures"
+            )
         slo = ep.get("slo")
         if slo:
             out.append(
