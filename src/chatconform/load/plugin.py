@@ -16,6 +16,7 @@ out) is recorded as censored with its elapsed time, never dropped.
 from __future__ import annotations
 
 import contextlib
+import gc
 import itertools
 import logging
 import os
@@ -616,6 +617,11 @@ def _test_start(environment: Environment, **_kw: Any) -> None:
         return
     ctx.started = time.monotonic()
     ctx.started_ns = time.perf_counter_ns()
+    # what start-up built (Locust, the checks' compiled schemas) lives as long as the process:
+    # out of the cyclic GC's scans, so that a full collection pauses the users for what the run
+    # made, not for all of it (a 75 ms pause at 200 streams before: late reads, merged deltas)
+    gc.collect()
+    gc.freeze()
     ctx.health.start()
     if ctx.role == "worker":
         gevent.spawn(ctx.flush_loop)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import importlib.util
 import json
 import logging
@@ -221,6 +222,11 @@ def _run_on(settings: Settings, options: ServerOptions, db_path: str) -> int:
             root = url.removesuffix(PREFIX)
             announce.append(f"calibration: {loop} loop, {http} parser, send times at "
                             f"{root}{CALIBRATION_PATH}")  # fmt: skip
+        # What start-up built (modules, the app, the tenants) lives as long as the process: out
+        # of the cyclic GC's scans (gc.freeze), a full collection pauses the loop only for what
+        # the requests left (at 200 streams in --calibration: 20 ms instead of 37 ms)
+        gc.collect()
+        gc.freeze()
         with asyncio.Runner(loop_factory=loop_factory(loop)) as runner:
             code = runner.run(_serve(server, sock, announce, write_credentials))
         # Served: a late second signal must not turn a clean exit into death by signal.
