@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from chatconform.reference.calibration import RAW_SEND
+from chatconform.reference.calibration import RAW_SEND, RECEIVED, clock
 from chatconform.reference.completions import create_completion
 from chatconform.reference.context import Context, ctx_of
 from chatconform.reference.faults import FAULT_HIT, Switches
@@ -50,6 +50,9 @@ class CatchAll:
             await self.app(scope, receive, send)
             return
         started = False
+        # --calibration's TTFT counts from here, before routing and the body's read, each of
+        # which may wait on a busy loop: what the client sees as the server's receipt
+        scope[RECEIVED] = clock()
         scope[RAW_SEND] = send  # --calibration's stream writes its body straight to it
         hit = FAULT_HIT.set(self.switches.draw())  # --fault-rate: this request, or not
 

@@ -23,6 +23,7 @@ from chatconform.reference.precise import waker
 from chatconform.reference.sendlog import SendLog
 
 RAW_SEND = "chatconform.raw_send"
+RECEIVED = "chatconform.received"  # clock() when the app was handed the request (CatchAll)
 MIN_SLEEP_S = 0.001  # uvloop rounds a shorter timer to "at once": a busy spin, not a sleep
 
 

@@ -18,7 +18,12 @@ from starlette.responses import Response, StreamingResponse
 
 from chatconform.reference.agent import plan_turn
 from chatconform.reference.auth import WRITE, Principal
-from chatconform.reference.calibration import CalibrationStream, clock, sleep_until_precise
+from chatconform.reference.calibration import (
+    RECEIVED,
+    CalibrationStream,
+    clock,
+    sleep_until_precise,
+)
 from chatconform.reference.clock import delta_deadline, sleep_until
 from chatconform.reference.context import Context, ctx_of
 from chatconform.reference.faults import Switches
@@ -151,7 +156,10 @@ def _calibration_stream(
 
 async def create_completion(request: Request) -> Response:
     ctx = ctx_of(request)
-    t0 = clock() if ctx.settings.calibration else asyncio.get_running_loop().time()
+    if ctx.settings.calibration:
+        t0 = request.scope.get(RECEIVED) or clock()
+    else:
+        t0 = asyncio.get_running_loop().time()
     sw = ctx.settings.switches
     principal = ctx.principal(request, WRITE)
     body = await json_object(request, sw, required=True)
