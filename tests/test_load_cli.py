@@ -169,3 +169,8 @@ def test_usage_errors_exit_2_with_one_line(tmp_path: Path) -> None:
     assert len(proc.stderr.strip().splitlines()) == 1
     proc = load(["--run-time", "soon"])
     assert proc.returncode == 2
+    proc = load(["--run-time", "5s", "--warm-up", "5s", "--report-dir", str(tmp_path)])
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "--warm-up 5 s leaves nothing of the 5 s run to measure" in lines[0]

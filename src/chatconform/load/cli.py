@@ -285,6 +285,12 @@ def _plan_values(args: argparse.Namespace) -> dict[str, object]:
         raise UsageError(f"--{needs_slo[0].replace('_', '-')} needs --slo objectives")
     if "min_slo_attainment" in gates and gates["min_slo_attainment"] > 1:
         raise UsageError("--min-slo-attainment is a share between 0 and 1")
+    run_time = args.run_time or profile.run_time or DEFAULT_RUN_TIME_S
+    if args.warm_up and args.warm_up >= run_time:
+        raise UsageError(
+            f"--warm-up {args.warm_up:g} s leaves nothing of the {run_time:g} s run to measure: "
+            "make it shorter than --run-time"
+        )
     return {
         "objectives": objectives,
         "gates": gates,
@@ -292,7 +298,7 @@ def _plan_values(args: argparse.Namespace) -> dict[str, object]:
         "locustfiles": list(profile.locustfiles),
         "users": users,
         "spawn_rate": spawn_rate if spawn_rate > 0 else float(users),
-        "run_time": args.run_time or profile.run_time or DEFAULT_RUN_TIME_S,
+        "run_time": run_time,
         "endpoint": args.endpoint or profile.endpoint or "both",
         "rate": rate,
         "arrival": args.arrival or profile.arrival or "constant",
