@@ -44,6 +44,13 @@ class HealthMonitor:
         if self._greenlet is None:
             self._greenlet = gevent.spawn(self._probe)
 
+    def restart(self) -> None:
+        """Forget what was measured so far (the warm-up): lags and CPU count from now on."""
+        self.lag = _hist()
+        self.read_lag = _hist()
+        self._cpu0 = time.process_time()
+        self._wall0 = time.perf_counter()
+
     def _probe(self) -> None:
         import gevent
 

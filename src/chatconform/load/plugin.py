@@ -285,8 +285,16 @@ class LoadContext:
     def judge_completion(self, tl: Timeline, ex: Exchange) -> None:
         self._judge(tl, ex, conformance.check_completion, self.target.agent_id or "")
 
+    def in_warm_up(self, tl: Timeline) -> bool:
+        """Sent (or, never sent, due) in the run's first --warm-up seconds."""
+        if self.settings.warm_up <= 0 or self.started_ns is None:
+            return False
+        until = self.started_ns + round(self.settings.warm_up * 1e9)
+        return (tl.t_sent if tl.t_sent is not None else tl.t_intended) < until
+
     def _judge(self, tl: Timeline, ex: Exchange, check: Any, *args: Any) -> None:
-        self.health.add_read_lag(ex.read_lag_ns)
+        if not self.in_warm_up(tl):  # the client's health, like the figures, after the warm-up
+            self.health.add_read_lag(ex.read_lag_ns)
         if not self.settings.checks or not conformance.judged(ex):
             return
         try:
@@ -331,10 +339,8 @@ class LoadContext:
             tl.request_id = self._next_id()
         self._fire(tl)
         sample = tl.to_sample(self.target.redact)
-        if self.settings.warm_up > 0 and self.started_ns is not None:
-            until = self.started_ns + round(self.settings.warm_up * 1e9)
-            if (tl.t_sent if tl.t_sent is not None else tl.t_intended) < until:
-                sample["warmup"] = True
+        if self.in_warm_up(tl):
+            sample["warmup"] = True
         if self.aggregator is not None:
             self.aggregator.add([sample])
         elif self.sink is not None:
@@ -623,6 +629,8 @@ def _test_start(environment: Environment, **_kw: Any) -> None:
     gc.collect()
     gc.freeze()
     ctx.health.start()
+    if ctx.settings.warm_up > 0:  # the client's own health is judged after the warm-up too
+        gevent.spawn_later(ctx.settings.warm_up, ctx.health.restart)
     if ctx.role == "worker":
         gevent.spawn(ctx.flush_loop)
         return
