@@ -457,7 +457,12 @@ def main() -> None:
                         cells["guidellm"].append(g)
                     else:
                         cells["guidellm"].append(Cell(error=gl_reason))
-                    print(f"  streams {streams} run {run + 1}/{args.runs} done "
+                    got = "; ".join(
+                        f"{tool} TTFT p50/p99 {fmt(cs[-1].ttft_p50)}/{fmt(cs[-1].ttft_p99)}"
+                        for tool, cs in cells.items()
+                        if cs[-1].error is None
+                    )  # each run's own figures, so the spread behind the medians shows
+                    print(f"  streams {streams} run {run + 1}/{args.runs} done: {got or '-'} "
                           f"(loadavg {loadavg()}, {time.strftime('%H:%M:%S')})", flush=True)  # fmt: skip
                 rows[streams] = {tool: summarize(cs) for tool, cs in cells.items()}
     print_table(rows, args, args.runs)
