@@ -93,8 +93,9 @@ class WarmUpReset:
     (its run's start, within the 50 ms of a poll), so the server's figures cover the same part of
     the run as the tools' figures, both of which leave out requests sent in the warm-up."""
 
-    def __init__(self, root: str, warm_up: float, bound_s: float = 180.0) -> None:
+    def __init__(self, root: str, warm_up: float, ttft_s: float, bound_s: float = 180.0) -> None:
         self.root, self.warm_up, self.bound_s = root, warm_up, bound_s
+        self.ttft_s = ttft_s  # the injected TTFT: a first delta's request was sent that long ago
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -118,10 +119,8 @@ class WarmUpReset:
         else:
             return
         # the first request was sent about one injected TTFT before its first delta
-        if not self._stop.wait(max(self.warm_up - self.first_ttft_s, 0.0)):
+        if not self._stop.wait(max(self.warm_up - self.ttft_s, 0.0)):
             send_times(self.root, reset=True)
-
-    first_ttft_s = 0.2
 
 
 def send_times(root: str, reset: bool) -> dict[str, Any]:
@@ -445,13 +444,13 @@ def main() -> None:
                 cells: dict[str, list[Cell]] = {"chatconform": [], "guidellm": []}
                 for run in range(args.runs):
                     w = args.warm_up
-                    with WarmUpReset(root, w):
+                    with WarmUpReset(root, w, args.ttft_ms / 1000):
                         c = run_chatconform(base, key, agent, streams, args.seconds,
                                             not args.no_checks, w)  # fmt: skip
                     c.server = server_cell(send_times(root, reset=True))
                     cells["chatconform"].append(c)
                     if gl is not None:
-                        with WarmUpReset(root, w):
+                        with WarmUpReset(root, w, args.ttft_ms / 1000):
                             g = gl.run(base, key, agent, streams, args.seconds, args.tokens, w)
                         g.server = server_cell(send_times(root, reset=True))
                         cells["guidellm"].append(g)

@@ -38,14 +38,14 @@ class HealthMonitor:
     def start(self) -> None:
         import gevent
 
-        self._cpu0 = time.process_time()
-        self._wall0 = time.perf_counter()
+        self.restart()
         self._cpu1 = self._wall1 = None
         if self._greenlet is None:
             self._greenlet = gevent.spawn(self._probe)
 
     def restart(self) -> None:
-        """Forget what was measured so far (the warm-up): lags and CPU count from now on."""
+        """Forget what was measured so far (before the start, or the warm-up): lags and CPU
+        count from now on."""
         self.lag = _hist()
         self.read_lag = _hist()
         self._cpu0 = time.process_time()
