@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from chatconform.reference.app import CatchAll
-from chatconform.reference.calibration import RAW_SEND
+from chatconform.reference.calibration import CYCLE_SEND, RAW_SEND
 from chatconform.reference.faults import Switches
 
 
@@ -35,6 +35,18 @@ class ServerCycle:
 
     async def send(self, message: dict[str, Any]) -> None:
         self.sent.append(message)
+
+
+class Wrapping:
+    """A middleware's wrapper around a send: what it saw go through it."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.seen: list[str] = []
+
+    async def __call__(self, message: dict[str, Any]) -> None:
+        self.seen.append(message["type"])
+        await self.inner(message)
 
 
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -80,3 +92,24 @@ def test_the_check_sees_a_cycle_when_there_is_one() -> None:
     assert marker() is not None
     gc.collect()
     assert marker() is None
+
+
+@pytest.mark.usefixtures("no_cyclic_gc")
+def test_the_servers_own_send_handed_over_weakly_leaves_no_cycle() -> None:
+    """--calibration's protocol puts the server's send in the scope as a weak reference
+    (CYCLE_SEND): CatchAll writes through it as RAW_SEND, and the request is still freed."""
+    cycle = ServerCycle()
+    marker = weakref.ref(cycle.scope["marker"])
+    cycle.scope[CYCLE_SEND] = weakref.WeakMethod(cycle.send)
+    wrapper = Wrapping(cycle.send)  # a middleware's wrapper of the server's send
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    asyncio.run(CatchAll(app, Switches())(cycle.scope, receive, wrapper))
+    assert [m["type"] for m in cycle.sent] == ["http.response.start", "http.response.body"]
+    assert wrapper.seen == ["http.response.start"]  # the body went straight to the server's send
+    assert RAW_SEND not in cycle.scope
+    assert CYCLE_SEND not in cycle.scope
+    del cycle, wrapper
+    assert marker() is None, "the request outlived its last reference: a cycle holds it"

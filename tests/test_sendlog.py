@@ -95,3 +95,60 @@ def test_the_timerfd_waker_wakes_each_waiter_at_or_after_its_time() -> None:
     late = asyncio.run(main())
     assert len(late) == 5
     assert min(late) >= 0
+
+
+def test_calibration_frames_are_the_encoders_byte_for_byte() -> None:
+    """The template path writes exactly what the normal path's encoder writes, delta by delta."""
+    from chatconform.reference.completions import _chunk, delta_frames
+    from chatconform.reference.faults import Switches
+    from chatconform.reference.wire import FrameEncoder
+
+    enc = FrameEncoder(Switches())
+    deltas = ["Hello", " wörld", ' "quoted" \\ back', "tab\there\nline", "\x00ctl\x1f", "😀 emoji",
+              "", "\ud800 lone surrogate", "\u2028sep", "</script>"]  # fmt: skip
+    for base in (
+        {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": "agt_x"},
+        {"id": "chatcmpl-2", "object": "chat.completion.chunk", "created": 2, "model": "é-agent"},
+        {"id": "chatcmpl-3", "object": "chat.completion.chunk", "created": 3, "model": "\udfff"},
+    ):
+        want = [enc.frame(None, _chunk(base, {"content": d}, None)) for d in deltas]
+        assert delta_frames(enc, base, deltas) == want
+
+
+def test_the_waker_calls_back_in_due_order_never_early_and_past_a_failing_callback() -> None:
+    import asyncio
+
+    import pytest
+
+    from chatconform.reference.calibration import clock
+    from chatconform.reference.precise import waker
+
+    async def main() -> list[tuple[str, float]]:
+        w = waker()
+        if w is None:
+            pytest.skip("no timerfd on this system")  # Linux has one: this runs here
+        start = clock()
+        calls: list[tuple[str, float]] = []
+        done = asyncio.get_running_loop().create_future()
+
+        def at(name: str, due: float) -> None:
+            def cb() -> None:
+                calls.append((name, clock() - due))
+                if name == "c":  # a callback may schedule the next, as the emitter does
+                    w.call_at(due + 0.005, lambda: done.set_result(None))
+
+            w.call_at(due, cb)
+
+        def broken() -> None:
+            raise RuntimeError("one caller's bug")
+
+        at("c", start + 0.020)
+        at("a", start + 0.005)
+        w.call_at(start + 0.008, broken)
+        at("b", start + 0.010)
+        await asyncio.wait_for(done, timeout=5)
+        return calls
+
+    calls = asyncio.run(main())
+    assert [name for name, _ in calls] == ["a", "b", "c"]
+    assert min(late for _, late in calls) >= 0

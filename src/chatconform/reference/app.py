@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from chatconform.reference.calibration import RAW_SEND, RECEIVED, clock
+from chatconform.reference.calibration import CYCLE_SEND, RAW_SEND, RECEIVED, clock
 from chatconform.reference.completions import create_completion
 from chatconform.reference.context import Context, ctx_of
 from chatconform.reference.faults import FAULT_HIT, Switches
@@ -50,10 +50,13 @@ class CatchAll:
             await self.app(scope, receive, send)
             return
         started = False
-        # --calibration's TTFT counts from here, before routing and the body's read, each of
-        # which may wait on a busy loop: what the client sees as the server's receipt
-        scope[RECEIVED] = clock()
-        scope[RAW_SEND] = send  # --calibration's stream writes its body straight to it
+        # --calibration's TTFT counts from the loop's read of the request (the stamped protocol)
+        # or, under another, from here: before routing and the body's read, each of which may
+        # wait on a busy loop
+        scope.setdefault(RECEIVED, clock())
+        # --calibration's stream writes its body straight to the ASGI server's send
+        direct = scope.pop(CYCLE_SEND, None)
+        scope[RAW_SEND] = (direct() if direct is not None else None) or send
         hit = FAULT_HIT.set(self.switches.draw())  # --fault-rate: this request, or not
 
         async def tracking_send(message: Message) -> None:

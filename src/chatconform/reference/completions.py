@@ -142,13 +142,39 @@ async def _stream(
         yield enc.keepalive() + enc.frame(None, "[DONE]")
 
 
+_MARK = "\x00chatconform-delta\x00"
+_MARK_JSON = json.dumps(_MARK).encode()  # as the encoder writes it: "\u0000chatconform...
+
+
+def delta_frames(enc: FrameEncoder, base: dict[str, Any], deltas: list[str]) -> list[bytes]:
+    """``enc.frame(None, _chunk(base, {"content": d}, None))`` for each delta, byte for byte,
+    from one encoded template (the frame around a marker content) and each delta's own JSON
+    string: a request's frames cost one encoding, not one per delta. Any delta the template
+    cannot carry as its encoder would (one that is not UTF-8 encodable) is encoded in full."""
+    try:  # a base the encoder must escape as ASCII would escape the deltas too
+        json.dumps(base, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return [enc.frame(None, _chunk(base, {"content": d}, None)) for d in deltas]
+    template = enc.frame(None, _chunk(base, {"content": _MARK}, None))
+    if template.count(_MARK_JSON) != 1:
+        return [enc.frame(None, _chunk(base, {"content": d}, None)) for d in deltas]
+    before, after = template.split(_MARK_JSON)
+    out = []
+    for d in deltas:
+        try:
+            out.append(before + json.dumps(d, ensure_ascii=False).encode("utf-8") + after)
+        except UnicodeEncodeError:
+            out.append(enc.frame(None, _chunk(base, {"content": d}, None)))
+    return out
+
+
 def _calibration_stream(
     base: dict[str, Any], deltas: list[str], t0: float, ctx: Context, headers: dict[str, str]
 ) -> CalibrationStream:
     """The same frames as ``_stream`` with no switch on, encoded before the schedule starts."""
     enc = FrameEncoder(ctx.settings.switches)
     head = enc.frame(None, _chunk(base, {"role": "assistant", "content": ""}, None))
-    frames = [enc.frame(None, _chunk(base, {"content": d}, None)) for d in deltas]
+    frames = delta_frames(enc, base, deltas)
     tail = enc.frame(None, _chunk(base, {}, "stop")) + enc.frame(None, "[DONE]")
     s = ctx.settings
     return CalibrationStream(head, frames, tail, t0, s.ttft_ms, s.itl_ms, ctx.sendlog, headers)

@@ -19,9 +19,11 @@ import contextlib
 import ctypes
 import heapq
 import itertools
+import logging
 import os
 import sys
 import weakref
+from collections.abc import Callable
 from time import monotonic
 
 CLOCK_MONOTONIC = 1
@@ -29,6 +31,8 @@ TFD_NONBLOCK = os.O_NONBLOCK
 TFD_CLOEXEC = 0o2000000
 TFD_TIMER_ABSTIME = 1
 PR_SET_TIMERSLACK = 29
+
+log = logging.getLogger(__name__)
 
 
 class _Timespec(ctypes.Structure):
@@ -65,7 +69,9 @@ class Waker:
         self.fd = fd
         self.loop = loop
         self._libc = libc
-        self._heap: list[tuple[float, int, asyncio.Future[None]]] = []
+        # (due, order, a sleeper's future or None, a callback or None)
+        self._heap: list[tuple[float, int, asyncio.Future[None] | None, Callable[[], None] | None]]
+        self._heap = []
         self._seq = itertools.count()
         self._armed: float | None = None
         self._spec = _Itimerspec()
@@ -84,23 +90,37 @@ class Waker:
     def _fire(self) -> None:
         with contextlib.suppress(BlockingIOError, InterruptedError):
             os.read(self.fd, 8)
-        self._armed = None
+        self._armed = -1.0  # firing: what the callbacks schedule is armed once, below
         heap = self._heap
         now = monotonic()
-        while heap and heap[0][0] <= now:
-            fut = heapq.heappop(heap)[2]
-            if not fut.done():
-                fut.set_result(None)
-        while heap and heap[0][2].done():  # cancelled waiters need no wake-up
+        while heap and heap[0][0] <= now:  # what a callback schedules at or before now, too
+            _, _, fut, callback = heapq.heappop(heap)
+            if fut is not None:
+                if not fut.done():
+                    fut.set_result(None)
+                continue
+            try:
+                callback()  # type: ignore[misc]
+            except Exception:  # one caller's bug must not stop every other wake-up
+                log.exception("a timed callback failed")
+        while heap and heap[0][2] is not None and heap[0][2].done():  # cancelled sleepers
             heapq.heappop(heap)
+        self._armed = None
         if heap:
             self._arm(heap[0][0])
+
+    def call_at(self, due: float, callback: Callable[[], None]) -> None:
+        """Call ``callback`` from the loop at ``due`` (at once, if that has passed), in the
+        timerfd's own callback: no task or future per wake-up."""
+        heapq.heappush(self._heap, (due, next(self._seq), None, callback))
+        if self._armed is None or due < self._armed:
+            self._arm(due)
 
     async def sleep_until(self, due: float) -> None:
         if due <= monotonic():
             return
         fut: asyncio.Future[None] = self.loop.create_future()
-        heapq.heappush(self._heap, (due, next(self._seq), fut))
+        heapq.heappush(self._heap, (due, next(self._seq), fut, None))
         if self._armed is None or due < self._armed:
             self._arm(due)
         await fut

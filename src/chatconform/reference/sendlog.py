@@ -45,15 +45,20 @@ class SendLog:
         self.gaps: list[float] = []
         self.late: list[float] = []
         self.counts = {"ttft": 0, "gaps": 0, "late": 0}
+        self.direct = 0  # deltas written straight to the transport (calibration's emitter)
 
     def _add(self, name: str, series: list[float], value_ms: float) -> None:
         self.counts[name] += 1
         if len(series) < self.cap:
             series.append(value_ms)
 
-    def delta(self, t0: float, due: float, now: float, previous: float | None) -> None:
+    def delta(
+        self, t0: float, due: float, now: float, previous: float | None, direct: bool = False
+    ) -> None:
         """One content delta handed over at ``now`` (loop seconds): due at ``due``, after the
-        previous delta of its stream at ``previous`` (None for the first), request at ``t0``."""
+        previous delta of its stream at ``previous`` (None for the first), request at ``t0``;
+        ``direct``: written to the transport from the timer's callback, not through ASGI."""
+        self.direct += direct
         if previous is None:
             self._add("ttft", self.ttft, (now - t0) * 1000.0)
         else:
@@ -66,4 +71,5 @@ class SendLog:
             "ttft_ms": _stats(self.ttft, self.counts["ttft"]),
             "itl_ms": _stats(self.gaps, self.counts["gaps"]),
             "late_ms": _stats(self.late, self.counts["late"]),
+            "direct_writes": self.direct,
         }

@@ -24,6 +24,7 @@ import uvicorn
 from chatconform.reference.agent import KNOWLEDGE_PROMPT, TOOL_PROMPT
 from chatconform.reference.app import CALIBRATION_PATH, PREFIX, build_app
 from chatconform.reference.auth import KeyRing
+from chatconform.reference.calibration import stamped_protocol
 from chatconform.reference.context import Context
 from chatconform.reference.ratelimit import RateLimiter
 from chatconform.reference.sendlog import SendLog
@@ -199,7 +200,7 @@ def _run_on(settings: Settings, options: ServerOptions, db_path: str) -> int:
         loop, http = event_loop_and_parser(settings.calibration)
         config = uvicorn.Config(build_app(ctx), log_level=options.log_level, access_log=False,
                                 timeout_graceful_shutdown=5, lifespan="on", loop=loop,
-                                http=http)  # fmt: skip
+                                http=stamped_protocol(http) if settings.calibration else http)  # fmt: skip
         server = uvicorn.Server(config)
 
         def stop(signum: int, frame: object) -> None:
