@@ -342,3 +342,19 @@ def test_the_client_health_restarts_after_the_warm_up() -> None:
     monitor.add_read_lag(2_000_000)
     report = merge([monitor.report()])
     assert 1.9 <= report["read_lag_p99_ms"] <= 2.1
+
+
+def test_a_settle_queue_that_overflowed_marks_the_client_saturated() -> None:
+    """A client that never went idle ran the checks of finished streams between reads: flagged,
+    with the backlog it reached; one that always caught up is not."""
+    from chatconform.load.health import HealthMonitor, merge
+
+    base = HealthMonitor("local").report()
+    calm = merge([base | {"settle_backlog_max": 40, "settled_inline": 0}])
+    assert calm["settle_backlog_max"] == 40
+    assert not any("idle" in r for r in calm["saturation_reasons"])
+    busy = merge([base | {"settle_backlog_max": 1024, "settled_inline": 0},
+                  base | {"settle_backlog_max": 1024, "settled_inline": 7}])  # fmt: skip
+    assert busy["saturated"]
+    assert busy["settled_inline"] == 7
+    assert any(r.startswith("7 finished streams") for r in busy["saturation_reasons"])

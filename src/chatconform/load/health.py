@@ -116,6 +116,13 @@ def merge(reports: list[dict[str, Any]]) -> dict[str, Any]:
         reasons.append(f"a load process used {cpu:g}% of a core (>= {CPU_SATURATED:g}%)")
     if lag is not None and lag > LAG_SATURATED_MS:
         reasons.append(f"event-loop lag p99 {lag:g} ms (> {LAG_SATURATED_MS:g} ms)")
+    inline = sum(int(p.get("settled_inline") or 0) for p in processes)
+    if inline:
+        reasons.append(
+            f"{inline} finished streams were checked and recorded at once, between reads: the "
+            "client never went idle long enough for them to wait (see chatconform.load.settle)"
+        )
+    backlog = max((int(p.get("settle_backlog_max") or 0) for p in processes), default=0)
     check_s = sum(float(p.get("check_seconds") or 0.0) for p in processes)
     check_events = sum(int(p.get("checked_events") or 0) for p in processes)
     return {
@@ -126,6 +133,9 @@ def merge(reports: list[dict[str, Any]]) -> dict[str, Any]:
         "check_cpu_s": round(check_s, 3),  # time spent in the conformance checks, all processes
         "checked_events": check_events,
         "check_us_per_event": round(check_s * 1e6 / check_events, 2) if check_events else None,
+        # streams read whose checks and sample waited for an idle moment: the most at once
+        "settle_backlog_max": backlog,
+        "settled_inline": inline,
         "saturated": bool(reasons),
         "saturation_reasons": reasons,
         "processes": processes,

@@ -51,12 +51,14 @@ from chatconform.load.collect import (
 )
 from chatconform.load.health import HealthMonitor
 from chatconform.load.openloop import ARRIVALS
+from chatconform.load.settle import Settler
 from chatconform.load.timeline import CENSORED, DROPPED, OK, Timeline
 from chatconform.record import Exchange
 from chatconform.target import Limits, Target, TargetError, resolve_target
 
 log = logging.getLogger("chatconform.load")
 PROGRESS_S = 2.0
+SETTLE_BOUND = 1024  # finished streams whose work may wait for idle moments; past it, done inline
 EVIDENCE_PER_RULE = 1  # full evidence (request, frames, curl) kept per rule and process
 
 
@@ -165,6 +167,8 @@ class LoadContext:
         self.finished = False
         self.stopping = False  # the run time is reached: no new request starts
         self.inflight = 0
+        # a stream's timeline, checks and sample wait for idle moments, after the reads
+        self.settler = Settler(SETTLE_BOUND)
         self.check_clock = conformance.CheckClock()
         self._ids = itertools.count(1)
         self._evidence: dict[str, int] = {}
@@ -429,9 +433,14 @@ class LoadContext:
             expected = max(len(getattr(runner, "clients", {}) or {}), 1)
             self._wait(lambda: len(self.drained_workers) >= expected)
         else:
-            self._wait(lambda: self.inflight == 0)
+            self.settler.hurry()
+            self._wait(self.drained)
         runner.stop()  # a master waits here until every worker reported stopped
         runner.quit()
+
+    def drained(self) -> bool:
+        """No request in flight, and every finished one's work done (its sample recorded)."""
+        return self.inflight == 0 and self.settler.pending == 0
 
     def _wait(self, done: Any) -> None:
         deadline = time.monotonic() + self.drain_s
@@ -441,7 +450,9 @@ class LoadContext:
     def drain_then_report(self) -> None:
         """A worker told to stop: wait for its requests in flight, then tell the master."""
         self.stopping = True
-        self._wait(lambda: self.inflight == 0)
+        self.settler.hurry()
+        self._wait(self.drained)
+        self.settler.flush()
         if self.sink is not None:
             self.sink.flush()
         runner = self.environment.runner
@@ -452,10 +463,11 @@ class LoadContext:
         """Master/local, at quitting: write load-summary.json; returns it."""
         if self.aggregator is None or self.finished:
             return None
+        self.settler.flush()  # what finished streams left to do, before the figures close
         self.finished = True
         agg = self.aggregator
         self.health.stop()
-        agg.add_health(self.health.report() | self.check_clock.report())
+        agg.add_health(self.health.report() | self.check_clock.report() | self.settler.report())
         agg.close()
         settings = self.settings.public()
         settings["workers"] = (
@@ -644,11 +656,12 @@ def _test_stop(environment: Environment, **_kw: Any) -> None:
     ctx = CONTEXT
     if ctx is None or ctx.role != "worker" or ctx.sink is None:
         return
+    ctx.settler.flush()
     ctx.sink.flush()
     if not ctx.finished:  # one health report per worker
         ctx.finished = True
         ctx.health.stop()
-        report = ctx.health.report() | ctx.check_clock.report()
+        report = ctx.health.report() | ctx.check_clock.report() | ctx.settler.report()
         environment.runner.send_message(HEALTH_MSG, report)  # type: ignore[union-attr]
 
 

@@ -77,6 +77,16 @@ def stream_exchange(
     A BaseException (the run stopping: GreenletExit, KeyboardInterrupt) while the request is in
     flight marks the timeline CENSORED with its elapsed time, then propagates.
     """
+    ex = send_stream(tl, client, target, path, body)
+    observe(tl, ex)
+    return ex
+
+
+def send_stream(
+    tl: Timeline, client: H1Client, target: Target, path: str, body: dict[str, Any]
+) -> Exchange:
+    """:func:`stream_exchange` up to the recorded Exchange: the timeline has its send time (or
+    is CENSORED on a BaseException, which propagates); :func:`observe` fills the rest."""
     content = json.dumps(body).encode()
     headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
     ex = _exchange(client, "POST", target.url(path), headers, content)
@@ -93,7 +103,6 @@ def stream_exchange(
         tl.t_close = now()
         tl.error = "the run ended while the request was in flight"
         raise
-    observe(tl, ex)
     return ex
 
 

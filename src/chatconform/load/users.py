@@ -4,7 +4,8 @@ Each closed-loop user owns a keep-alive pool of one connection (a user runs one 
 time, so the pools add up to the concurrency); the open-loop driver shares one pool sized to
 its in-flight cap. Every request is read by the load path's reader (chatconform.load.h1reader,
 the project's one SSE parser), measured on a Timeline and judged by the suites' stream checks
-(chatconform.load.conformance).
+(chatconform.load.conformance). That work after a stream waits for an idle moment of the event
+loop (chatconform.load.settle), so the reads of the streams still in flight come first.
 
 At the end of the run no new request starts (``LoadContext.stopping``); requests in flight run to
 their end, or to their own stream deadline, and are counted like any other.
@@ -13,6 +14,8 @@ their end, or to their own stream deadline, and are counted like any other.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from functools import partial
 
 import gevent
 from gevent.pool import Pool
@@ -21,8 +24,9 @@ from locust import User, constant, task
 from chatconform.load.h1 import H1Client
 from chatconform.load.openloop import offsets_ns
 from chatconform.load.plugin import LoadContext, context
-from chatconform.load.stream import call_json, make_client, stream_exchange
+from chatconform.load.stream import call_json, make_client, observe, send_stream
 from chatconform.load.timeline import DROPPED, Timeline
+from chatconform.record import Exchange
 
 LEAD_NS = 20_000_000  # the open-loop schedule starts this long after the driver does
 IDLE_S = 0.05  # a user with nothing to do once the run is stopping
@@ -43,10 +47,11 @@ def completion_turn(ctx: LoadContext, http: H1Client, t_intended: int) -> None:
     tl = Timeline("completions", t_intended)
     try:
         with ctx.in_flight():
-            ex = stream_exchange(tl, http, ctx.target, "/chat/completions", completion_body(ctx))
-        ctx.judge_completion(tl, ex)
-    finally:
+            ex = send_stream(tl, http, ctx.target, "/chat/completions", completion_body(ctx))
+    except BaseException:  # censored (the run stopping) or a harness bug: recorded at once
         ctx.record(tl)
+        raise
+    ctx.settler.submit(_after_stream(ctx, tl, ex, ctx.judge_completion))
 
 
 def create_session(ctx: LoadContext, http: H1Client) -> str | None:
@@ -92,12 +97,30 @@ def session_turns(ctx: LoadContext, http: H1Client, t_intended: int, turns: int)
             try:
                 with ctx.in_flight():
                     path = f"/chat/sessions/{sid}/messages"
-                    ex = stream_exchange(tl, http, ctx.target, path, body)
-                ctx.judge_session(tl, ex, sid, content)
-            finally:
+                    ex = send_stream(tl, http, ctx.target, path, body)
+            except BaseException:  # censored (the run stopping) or a harness bug: recorded now
                 ctx.record(tl)
+                raise
+            judge = partial(ctx.judge_session, session_id=sid, content=content)
+            ctx.settler.submit(_after_stream(ctx, tl, ex, judge))
     finally:
         end_session(ctx, http, sid)
+
+
+def _after_stream(
+    ctx: LoadContext, tl: Timeline, ex: Exchange, judge: Callable[[Timeline, Exchange], None]
+) -> Callable[[], None]:
+    """A stream's work once read (its timeline, its checks, its sample), for the settler to run
+    at an idle moment of the loop, after the reads of the streams still in flight."""
+
+    def settle() -> None:
+        try:
+            observe(tl, ex)
+            judge(tl, ex)
+        finally:
+            ctx.record(tl)
+
+    return settle
 
 
 class _Streaming(User):
