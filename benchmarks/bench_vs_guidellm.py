@@ -73,6 +73,16 @@ class Cell:
     read_lag_p99: float | None = None  # chatconform: how late it read what had arrived (ms)
     error: str | None = None
     server: dict[str, Any] = field(default_factory=dict)
+    # per request, joined with the server's own log on the response id (wall clock, one host):
+    # the tool's first-delta time − the server's hand-over of that delta (the tool's own error),
+    # and the server's hand-over − the tool's send − the injected TTFT (the server's delay,
+    # the wait to be read included)
+    own_p50: float | None = None
+    own_p99: float | None = None
+    server_delay_p99: float | None = None
+    joined: int = 0
+    # (response id, sent, first delta), unix seconds, of the tool's measured requests
+    pairs: list[tuple[str, float, float]] = field(default_factory=list, repr=False)
 
 
 def loadavg() -> str:
@@ -123,17 +133,59 @@ class WarmUpReset:
             send_times(self.root, reset=True)
 
 
-def send_times(root: str, reset: bool) -> dict[str, Any]:
-    """The reference's send-time distributions so far (``reset``: and start anew)."""
+def send_times(root: str, reset: bool, requests: bool = False) -> dict[str, Any]:
+    """The reference's send-time distributions so far (``reset``: and start anew; ``requests``:
+    with its per-request log)."""
+    params = {"reset": "1"} if reset else {}
+    if requests:
+        params["requests"] = "1"
     try:
-        r = httpx.get(root + CALIBRATION_PATH, params={"reset": "1"} if reset else {}, timeout=10)
+        r = httpx.get(root + CALIBRATION_PATH, params=params, timeout=30)
         r.raise_for_status()
         return dict(r.json())
     except (httpx.HTTPError, ValueError):
         return {}
 
 
+def nearest_rank(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered), max(1, -(-len(ordered) * q // 100))) - 1]
+
+
+def join_own(cell: Cell, snap: dict[str, Any], ttft_ms: float) -> None:
+    """Per request: the tool's error against the server's own hand-over of the first delta, and
+    the server's delay, for the requests both logged (the same response id)."""
+    server = {r["id"]: r for r in snap.get("requests") or [] if isinstance(r, dict)}
+    own, delay = [], []
+    for rid, sent, first in cell.pairs:
+        r = server.get(rid)
+        if r is None:
+            continue
+        own.append((first - r["first_sent_unix"]) * 1000)
+        delay.append((r["first_sent_unix"] - sent) * 1000 - ttft_ms)
+    cell.joined = len(own)
+    cell.own_p50, cell.own_p99 = nearest_rank(own, 50), nearest_rank(own, 99)
+    cell.server_delay_p99 = nearest_rank(delay, 99)
+
+
 # -- chatconform -------------------------------------------------------------------------------
+
+
+def chatconform_pairs(requests_jsonl: Path) -> list[tuple[str, float, float]]:
+    """(response id, sent, first content delta) in unix seconds, per measured request: the
+    sample's times are ms after its start, whose wall-clock time is ``wall``."""
+    out = []
+    for line in requests_jsonl.read_text().splitlines():
+        r = json.loads(line)
+        if r.get("warmup") or r.get("outcome") != "ok" or not r.get("content_ms"):
+            continue
+        if r.get("response_id") and r.get("sent_ms") is not None:
+            wall = r["wall"]
+            out.append((r["response_id"], wall + r["sent_ms"] / 1000,
+                        wall + r["content_ms"][0] / 1000))  # fmt: skip
+    return out
 
 
 def run_chatconform(
@@ -159,12 +211,15 @@ def run_chatconform(
             tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
             return Cell(error=f"chatconform load exited {proc.returncode}: {tail[:200]}")
         s = json.loads(path.read_text())
+        jsonl = Path(d) / "requests.jsonl"
+        pairs = chatconform_pairs(jsonl) if jsonl.exists() else []
     ep = s["endpoints"]["completions"]
     t, i, m, e2e = ep["ttft_ms"], ep["itl_ms"], ep["tpot_ms"], ep["e2e_ms"]
     conc = ep["requests_per_s"] * e2e["mean"] / 1000.0 if e2e.get("mean") is not None else None
     # requests: the measured ones (warm-up left out), as GuideLLM counts them
     return Cell(t["p50"], t["p99"], i["p50"], m["p50"], t["count"], conc,
-                bool(s["client"]["saturated"]), s["client"].get("read_lag_p99_ms"))  # fmt: skip
+                bool(s["client"]["saturated"]), s["client"].get("read_lag_p99_ms"),
+                pairs=pairs)  # fmt: skip
 
 
 # -- GuideLLM ----------------------------------------------------------------------------------
@@ -266,7 +321,20 @@ class GuideLLM:
         latency_s = bench["request_latency"]["successful"]["mean"]
         conc = ok / report["duration"] * latency_s if report.get("duration") else None
         return Cell(ttft["percentiles"]["p50"], ttft["percentiles"]["p99"], itl_p50, itl_p50,
-                    ok, conc)  # fmt: skip
+                    ok, conc, pairs=guidellm_pairs(report))  # fmt: skip
+
+
+def guidellm_pairs(report: dict[str, Any]) -> list[tuple[str, float, float]]:
+    """(response id, request start, first token), unix seconds, per successful request GuideLLM
+    kept: the two instants its TTFT is taken between."""
+    out = []
+    for r in (report.get("requests") or {}).get("successful") or []:
+        t = (r.get("info") or {}).get("timings") or {}
+        first = t.get("first_output_token_iteration") or t.get("first_token_iteration")
+        start = t.get("request_start")
+        if r.get("response_id") and first is not None and start is not None:
+            out.append((r["response_id"], start, first))
+    return out
 
 
 def _last_line(text: str) -> str:
@@ -315,6 +383,10 @@ def summarize(cells: list[Cell]) -> Cell:
         median([c.read_lag_p99 for c in ok]),
         None,
         server,
+        median([c.own_p50 for c in ok]),
+        median([c.own_p99 for c in ok]),
+        median([c.server_delay_p99 for c in ok]),
+        int(statistics.median([c.joined for c in ok])),
     )
 
 
@@ -329,7 +401,8 @@ def print_table(rows: dict[int, dict[str, Cell]], args: argparse.Namespace, runs
     head = (
         f"{'streams':>7} {'tool':<12} {'reqs':>5} {'conc':>5} {'tok/s':>6} | {'TTFT p50':>8} {'err':>7} {'client':>7} | "
         f"{'TTFT p99':>8} {'err':>7} {'client':>7} | {'ITL p50':>7} {'err':>6} {'client':>6} | "
-        f"{'mean/req':>8} {'err':>6} | {'server sent TTFT p50/p99, gap p50':>33}"
+        f"{'mean/req':>8} {'err':>6} | {'own p50':>7} {'own p99':>7} {'srv p99':>7} | "
+        f"{'server sent TTFT p50/p99, gap p50':>33}"
     )
     print(f"\nmedian of {runs} run(s) per cell; err = measured − injected "
           f"(TTFT {args.ttft_ms} ms, ITL {args.itl_ms} ms); client = measured − the server's own "
@@ -360,17 +433,19 @@ def print_table(rows: dict[int, dict[str, Cell]], args: argparse.Namespace, runs
                 f"{fmt(cl['ttft_p99'], True):>7} | {fmt(c.itl_p50):>6}{star} "
                 f"{fmt(errs[tool]['itl_p50'], True):>6} {fmt(cl['itl_p50'], True):>6} | "
                 f"{fmt(c.itl_mean_p50):>8} {fmt(errs[tool]['itl_mean_p50'], True):>6} | "
-                f"{srv:>33}"
+                f"{fmt(c.own_p50, True):>7} {fmt(c.own_p99, True):>7} "
+                f"{fmt(c.server_delay_p99, True):>7} | {srv:>33}"
                 + ("  client saturated" if c.saturated else "")
                 + ("" if c.read_lag_p99 is None else f" (read lag p99 {c.read_lag_p99:.1f} ms)")
             )
         if "chatconform" in errs and "guidellm" in errs:
             ours, theirs = errs["chatconform"], errs["guidellm"]
             r = {k: ratio(theirs[k], ours[k]) for k in truth}
+            own = ratio(tools["guidellm"].own_p99, tools["chatconform"].own_p99)
             print(
                 f"{streams:>7} {'err ratio':<12} {'':>5} {'':>5} {'':>6} | {'':>8} {r['ttft_p50']:>7} {'':>7} | "
                 f"{'':>8} {r['ttft_p99']:>7} {'':>7} | {'':>7} {r['itl_p50']:>6} {'':>6} | "
-                f"{'':>8} {r['itl_mean_p50']:>6} |"
+                f"{'':>8} {r['itl_mean_p50']:>6} | {'':>7} {own:>7} {'':>7} |"
             )
     print(
         "\nnotes: err ratio = |GuideLLM err| / |chatconform err| vs the injected truth (> 1: "
@@ -388,7 +463,12 @@ def print_table(rows: dict[int, dict[str, Cell]], args: argparse.Namespace, runs
         "chatconform: one process (--workers 0).\n"
         "  server sent = when the reference handed each delta to the ASGI server "
         "(--calibration), TTFT from its receipt of the request;\n  the server's delay is sent − "
-        "injected, the client's own error is the client column."
+        "injected, the client's own error is the client column.\n"
+        "  own p50/p99 = per request, the tool's first-delta time − the server's hand-over of "
+        "that delta (joined on the response id,\n  wall clock, one host): the tool's own error, "
+        "free of the server's; srv p99 = per request, the server's hand-over − the tool's\n  "
+        "send − the injected TTFT: the server's delay, including the wait to be read that no "
+        "server-side clock sees."
     )
 
 
@@ -447,17 +527,24 @@ def main() -> None:
                     with WarmUpReset(root, w, args.ttft_ms / 1000):
                         c = run_chatconform(base, key, agent, streams, args.seconds,
                                             not args.no_checks, w)  # fmt: skip
-                    c.server = server_cell(send_times(root, reset=True))
+                    snap = send_times(root, reset=True, requests=True)
+                    c.server = server_cell(snap)
+                    join_own(c, snap, args.ttft_ms)
                     cells["chatconform"].append(c)
                     if gl is not None:
                         with WarmUpReset(root, w, args.ttft_ms / 1000):
                             g = gl.run(base, key, agent, streams, args.seconds, args.tokens, w)
-                        g.server = server_cell(send_times(root, reset=True))
+                        snap = send_times(root, reset=True, requests=True)
+                        g.server = server_cell(snap)
+                        join_own(g, snap, args.ttft_ms)
                         cells["guidellm"].append(g)
                     else:
                         cells["guidellm"].append(Cell(error=gl_reason))
                     got = "; ".join(
                         f"{tool} TTFT p50/p99 {fmt(cs[-1].ttft_p50)}/{fmt(cs[-1].ttft_p99)}"
+                        f" (own p50/p99 {fmt(cs[-1].own_p50, True)}/{fmt(cs[-1].own_p99, True)}"
+                        f" over {cs[-1].joined}, server delay p99 "
+                        f"{fmt(cs[-1].server_delay_p99, True)})"
                         for tool, cs in cells.items()
                         if cs[-1].error is None
                     )  # each run's own figures, so the spread behind the medians shows

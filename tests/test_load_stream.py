@@ -307,6 +307,25 @@ def test_a_server_without_usage_counts_chunks(server: ScriptServer) -> None:
     assert (s["output_tokens"], s["token_source"]) == (2, "chunks")
 
 
+def test_a_completion_sample_keeps_the_response_id_and_a_session_sample_none(
+    server: ScriptServer,
+) -> None:
+    """The chunks' id lets a user find a slow request in the server's logs (and the calibration
+    benchmark join each request with the server's own send time)."""
+    assert measure(server, "rolefirst", "completions")["response_id"] == "c"
+    assert measure(server, "crlf", "sessions")["response_id"] is None
+
+
+def test_the_response_id_is_the_first_json_chunks_and_bounded() -> None:
+    from chatconform.load.stream import MAX_ID_CHARS, response_id
+
+    assert response_id([None, {"id": "chatcmpl-1"}, {"id": "chatcmpl-2"}]) == "chatcmpl-1"
+    assert response_id([{"object": "x"}, {"id": "late"}]) is None  # the first chunk had none
+    assert response_id([{"id": 7}]) is None
+    assert response_id([]) is None
+    assert response_id([{"id": "x" * 1000}]) == "x" * MAX_ID_CHARS
+
+
 def _clean_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FLOWYTE_", "LOCUST_"))}
     env.pop("CHATCONFORM_REFERENCE_ARGS", None)

@@ -797,6 +797,17 @@ def test_calibration_mode_reports_its_own_send_times(tmp_path: Path, client: htt
         # on uvloop + httptools (the [calibration] extra) every delta is written from the timer
         fast = all(importlib.util.find_spec(m) for m in ("uvloop", "httptools"))
         assert got["direct_writes"] == (8 if fast else 0)
+        # per request (?requests=1): each response's id, receipt and first delta, wall clock
+        per = client.get(url, params={"requests": "1"}).json()["requests"]
+        assert per == []  # the reset above emptied it
+        t_sent = time.time()
+        st = post_stream(client, f"{server.base}/chat/completions", server.auth(), body)
+        ids = {json.loads(data).get("id") for _, data in st.events if data.startswith("{")}
+        (one,) = client.get(url, params={"requests": "1"}).json()["requests"]
+        assert {one["id"]} == ids
+        assert t_sent - 0.01 <= one["received_unix"] <= one["first_sent_unix"] - 0.030
+        assert one["first_sent_unix"] <= time.time()
+        client.get(url, params={"reset": "1"})
         after = client.get(url).json()["ttft_ms"]  # ?reset=1 started anew
         assert (after["count"], after["p50"]) == (0, None)
     finally:

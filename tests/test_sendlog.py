@@ -152,3 +152,23 @@ def test_the_waker_calls_back_in_due_order_never_early_and_past_a_failing_callba
     calls = asyncio.run(main())
     assert [name for name, _ in calls] == ["a", "b", "c"]
     assert min(late for _, late in calls) >= 0
+
+
+def test_per_request_first_sends_on_the_wall_clock_bounded_and_reset(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import time
+
+    from chatconform.reference import sendlog
+
+    monkeypatch.setattr(sendlog, "REQUEST_CAP", 2)
+    log = SendLog()
+    mono, wall = time.monotonic(), time.time()
+    log.first_sent("chatcmpl-a", mono - 0.2, mono)
+    log.first_sent(None, mono, mono)  # no id: nothing to join on
+    log.first_sent("chatcmpl-b", mono, mono + 0.1)
+    log.first_sent("chatcmpl-c", mono, mono)  # past the cap
+    got = log.per_request()
+    assert [r["id"] for r in got] == ["chatcmpl-a", "chatcmpl-b"]
+    assert abs(got[0]["first_sent_unix"] - wall) < 0.05
+    assert abs(got[0]["first_sent_unix"] - got[0]["received_unix"] - 0.2) < 1e-3
+    log.reset()
+    assert log.per_request() == []

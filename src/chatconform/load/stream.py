@@ -128,6 +128,7 @@ def observe(tl: Timeline, ex: Exchange) -> None:
     tl.on_events(rec.events, CLASSIFIERS[tl.endpoint], rec.parsed())
     if tl.endpoint == "completions":
         tl.usage_tokens = usage_tokens(rec.events)
+        tl.response_id = response_id(rec.parsed())
     else:
         tl.recv_lag_ms = receive_lag_ms(rec.events)
     if tl.t_terminal is None:
@@ -136,6 +137,19 @@ def observe(tl: Timeline, ex: Exchange) -> None:
             f"no terminal frame ({len(tl.content)} deltas, ended by {rec.ended_by})"
         )
         tl.error = tl.error[:300]
+
+
+MAX_ID_CHARS = 128
+
+
+def response_id(parsed: list[Any]) -> str | None:
+    """The first chunk's ``id`` (OpenAI's ``chatcmpl-…``), to find the request in the server's
+    logs; None when the first JSON chunk has none (cut to ``MAX_ID_CHARS``)."""
+    for data in parsed:
+        if isinstance(data, dict):
+            rid = data.get("id")
+            return rid[:MAX_ID_CHARS] if isinstance(rid, str) else None
+    return None
 
 
 def receive_lag_ms(events: list[Any]) -> float | None:

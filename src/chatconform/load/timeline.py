@@ -123,6 +123,7 @@ class Timeline:
     usage_tokens: int | None = None  # completion_tokens of the server's usage, when it sent one
     recv_lag_ms: float | None = None  # sessions: worst receive time − frame tsMs (stream.py)
     request_id: str = ""
+    response_id: str | None = None  # completions: the chunks' "id", to find it in server logs
     checked: bool = False  # the stream went through the conformance checks
     violations: list[dict[str, str]] = field(default_factory=list)  # {rule, level, message}
 
@@ -181,6 +182,7 @@ class Timeline:
             "terminal_ms": ms(self.t_terminal),
             "close_ms": ms(self.t_close),
             "id": self.request_id,
+            "response_id": self.response_id,
             "recv_lag_ms": self.recv_lag_ms,
             "output_tokens": self.output_tokens,
             "token_source": self.token_source,

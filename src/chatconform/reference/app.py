@@ -85,10 +85,14 @@ class CatchAll:
 
 
 async def _send_times(request: Request) -> Response:
-    """``--calibration`` only: the server's own send times so far; ``?reset=1`` starts anew."""
+    """``--calibration`` only: the server's own send times so far; ``?requests=1`` adds them per
+    request (response id, receipt, first delta handed over; wall clock); ``?reset=1`` starts
+    anew."""
     log = ctx_of(request).sendlog
     assert log is not None  # the route exists only with a send log
     body = log.snapshot()
+    if request.query_params.get("requests") == "1":  # per request, to join with a client's
+        body["requests"] = log.per_request()
     if request.query_params.get("reset") == "1":
         log.reset()
     return JSONResponse(body, headers={"Cache-Control": "no-store"})

@@ -70,8 +70,10 @@ class CalibrationStream(StreamingResponse):
         itl_ms: int,
         log: SendLog | None,
         headers: dict[str, str],
+        response_id: str | None = None,
     ) -> None:
         super().__init__(iter(()), headers=headers)
+        self.response_id = response_id
         self.head, self.deltas, self.tail = head, deltas, tail
         self.t0, self.ttft_ms, self.itl_ms, self.log = t0, ttft_ms, itl_ms, log
 
@@ -95,6 +97,8 @@ class CalibrationStream(StreamingResponse):
                 if log is not None:  # the instant this delta is handed to the ASGI server
                     now = monotonic()
                     log.delta(t0, due, now, previous)
+                    if previous is None:
+                        log.first_sent(self.response_id, t0, now)
                     previous = now
                 await raw({"type": "http.response.body", "body": frame, "more_body": True})
         await raw({"type": "http.response.body", "body": self.tail, "more_body": False})
@@ -113,6 +117,7 @@ class _Emission:
         "itl_ms",
         "log",
         "previous",
+        "response_id",
         "t0",
         "ttft_ms",
         "waker",
@@ -125,6 +130,7 @@ class _Emission:
         self.ttft_ms, self.itl_ms = stream.ttft_ms, stream.itl_ms
         self.write, self.waker, self.done = write, w, done
         self.i, self.previous = 0, None
+        self.response_id = stream.response_id
         self.due = delta_deadline(self.t0, self.ttft_ms, self.itl_ms, 0)
 
     def __call__(self) -> None:
@@ -139,6 +145,8 @@ class _Emission:
             now = monotonic()
             if self.log is not None:  # the instant this delta is handed to the transport
                 self.log.delta(self.t0, self.due, now, self.previous, direct=True)
+                if i == 0:
+                    self.log.first_sent(self.response_id, self.t0, now)
             if not self.write(self.deltas[i]):  # the client has gone: nothing more to send
                 done.set_result(None)
                 return

@@ -177,7 +177,8 @@ def _calibration_stream(
     frames = delta_frames(enc, base, deltas)
     tail = enc.frame(None, _chunk(base, {}, "stop")) + enc.frame(None, "[DONE]")
     s = ctx.settings
-    return CalibrationStream(head, frames, tail, t0, s.ttft_ms, s.itl_ms, ctx.sendlog, headers)
+    return CalibrationStream(head, frames, tail, t0, s.ttft_ms, s.itl_ms, ctx.sendlog, headers,
+                             base["id"])  # fmt: skip
 
 
 async def create_completion(request: Request) -> Response:

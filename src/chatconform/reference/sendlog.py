@@ -5,14 +5,21 @@ Per streamed completion: the server-side TTFT (first content delta handed over �
 the same instant the injected ``--ttft-ms`` counts from), every gap between consecutive content
 deltas, and each delta's lateness (handed over − its due time). Bounded: at most ``cap`` samples
 per series are kept (counts stay exact), so a long run cannot grow the server without limit.
+
+And per request (``?requests=1``): the response's id, its receipt and its first delta's hand-over
+on the wall clock, so a client on the same host that keeps each response's id (chatconform's
+``response_id`` per request, GuideLLM's ``response_id``) can be judged request by request: its
+first-delta time − the server's, apart from how long the request waited to be read.
 """
 
 from __future__ import annotations
 
 import math
+import time
 from typing import Any
 
 CAP = 1_000_000
+REQUEST_CAP = 200_000  # per-request records kept (the first ones), for joining with a client's
 
 
 def _percentile(ordered: list[float], q: float) -> float | None:
@@ -46,6 +53,9 @@ class SendLog:
         self.late: list[float] = []
         self.counts = {"ttft": 0, "gaps": 0, "late": 0}
         self.direct = 0  # deltas written straight to the transport (calibration's emitter)
+        # per request, for a client to join on the response's id: (id, received, first delta
+        # handed over), both on the wall clock (time.time()), which a client on this host shares
+        self.requests: list[tuple[str, float, float]] = []
 
     def _add(self, name: str, series: list[float], value_ms: float) -> None:
         self.counts[name] += 1
@@ -64,6 +74,19 @@ class SendLog:
         else:
             self._add("gaps", self.gaps, (now - previous) * 1000.0)
         self._add("late", self.late, (now - due) * 1000.0)
+
+    def first_sent(self, response_id: str | None, t0: float, now: float) -> None:
+        """A request's first content delta handed over at ``now``, received at ``t0`` (both on
+        ``time.monotonic()``): kept per response id, on the wall clock."""
+        if response_id is None or len(self.requests) >= REQUEST_CAP:
+            return
+        offset = time.time() - time.monotonic()
+        self.requests.append((response_id, t0 + offset, now + offset))
+
+    def per_request(self) -> list[dict[str, Any]]:
+        """``{"id", "received_unix", "first_sent_unix"}`` per request, in the order sent."""
+        return [{"id": rid, "received_unix": round(received, 6), "first_sent_unix": round(sent, 6)}
+                for rid, received, sent in self.requests]  # fmt: skip
 
     def snapshot(self) -> dict[str, Any]:
         """The distributions so far: ``ttft_ms``, ``itl_ms`` (every gap), ``late_ms``."""
