@@ -66,7 +66,8 @@ class Cell:
     ttft_p50: float | None = None
     ttft_p99: float | None = None
     itl_p50: float | None = None  # chatconform: per gap; GuideLLM: per-request mean (all it has)
-    itl_mean_p50: float | None = None  # per-request mean gap: chatconform's TPOT, GuideLLM's ITL
+    # per-request mean gap, (last content − first content) / (deltas − 1), as GuideLLM's ITL
+    itl_mean_p50: float | None = None
     requests: int = 0
     concurrency: float | None = None  # achieved, by Little's law: ok req/s × mean E2E
     saturated: bool = False
@@ -81,6 +82,7 @@ class Cell:
     own_p99: float | None = None
     server_delay_p99: float | None = None
     joined: int = 0
+    clock_skew_ms: float = 0.0  # the server's (wall − monotonic) − this process's: corrected for
     # (response id, sent, first delta), unix seconds, of the tool's measured requests
     pairs: list[tuple[str, float, float]] = field(default_factory=list, repr=False)
 
@@ -158,13 +160,21 @@ def join_own(cell: Cell, snap: dict[str, Any], ttft_ms: float) -> None:
     """Per request: the tool's error against the server's own hand-over of the first delta, and
     the server's delay, for the requests both logged (the same response id)."""
     server = {r["id"]: r for r in snap.get("requests") or [] if isinstance(r, dict)}
+    # the server's wall-clock times are its monotonic ones + its own (wall − monotonic): should
+    # its view of the wall clock differ from this host's (seen after a VM's clock step, by ~1 ms,
+    # for minutes), take it out, so that both sides are on one clock
+    skew = 0.0
+    if isinstance(snap.get("unix_minus_monotonic"), (int, float)):
+        skew = float(snap["unix_minus_monotonic"]) - (time.time() - time.monotonic())
+    cell.clock_skew_ms = round(skew * 1000, 3)
     own, delay = [], []
     for rid, sent, first in cell.pairs:
         r = server.get(rid)
         if r is None:
             continue
-        own.append((first - r["first_sent_unix"]) * 1000)
-        delay.append((r["first_sent_unix"] - sent) * 1000 - ttft_ms)
+        handed_over = r["first_sent_unix"] - skew
+        own.append((first - handed_over) * 1000)
+        delay.append((handed_over - sent) * 1000 - ttft_ms)
     cell.joined = len(own)
     cell.own_p50, cell.own_p99 = nearest_rank(own, 50), nearest_rank(own, 99)
     cell.server_delay_p99 = nearest_rank(delay, 99)
@@ -173,19 +183,33 @@ def join_own(cell: Cell, snap: dict[str, Any], ttft_ms: float) -> None:
 # -- chatconform -------------------------------------------------------------------------------
 
 
-def chatconform_pairs(requests_jsonl: Path) -> list[tuple[str, float, float]]:
-    """(response id, sent, first content delta) in unix seconds, per measured request: the
-    sample's times are ms after its start, whose wall-clock time is ``wall``."""
+def measured_samples(requests_jsonl: Path) -> list[dict[str, Any]]:
+    """The run's completed requests sent after the warm-up, with content."""
     out = []
     for line in requests_jsonl.read_text().splitlines():
         r = json.loads(line)
-        if r.get("warmup") or r.get("outcome") != "ok" or not r.get("content_ms"):
-            continue
+        if not r.get("warmup") and r.get("outcome") == "ok" and r.get("content_ms"):
+            out.append(r)
+    return out
+
+
+def chatconform_pairs(samples: list[dict[str, Any]]) -> list[tuple[str, float, float]]:
+    """(response id, sent, first content delta) in unix seconds, per measured request: the
+    sample's times are ms after its start, whose wall-clock time is ``wall``."""
+    out = []
+    for r in samples:
         if r.get("response_id") and r.get("sent_ms") is not None:
             wall = r["wall"]
             out.append((r["response_id"], wall + r["sent_ms"] / 1000,
                         wall + r["content_ms"][0] / 1000))  # fmt: skip
     return out
+
+
+def mean_gap_p50(samples: list[dict[str, Any]]) -> float | None:
+    """p50 over requests of (last content − first content) / (deltas − 1): GuideLLM's ITL."""
+    means = [(r["content_ms"][-1] - r["content_ms"][0]) / (len(r["content_ms"]) - 1)
+             for r in samples if len(r["content_ms"]) > 1]  # fmt: skip
+    return statistics.median(means) if means else None
 
 
 def run_chatconform(
@@ -212,14 +236,14 @@ def run_chatconform(
             return Cell(error=f"chatconform load exited {proc.returncode}: {tail[:200]}")
         s = json.loads(path.read_text())
         jsonl = Path(d) / "requests.jsonl"
-        pairs = chatconform_pairs(jsonl) if jsonl.exists() else []
+        samples = measured_samples(jsonl) if jsonl.exists() else []
     ep = s["endpoints"]["completions"]
-    t, i, m, e2e = ep["ttft_ms"], ep["itl_ms"], ep["tpot_ms"], ep["e2e_ms"]
+    t, i, e2e = ep["ttft_ms"], ep["itl_ms"], ep["e2e_ms"]
     conc = ep["requests_per_s"] * e2e["mean"] / 1000.0 if e2e.get("mean") is not None else None
     # requests: the measured ones (warm-up left out), as GuideLLM counts them
-    return Cell(t["p50"], t["p99"], i["p50"], m["p50"], t["count"], conc,
+    return Cell(t["p50"], t["p99"], i["p50"], mean_gap_p50(samples), t["count"], conc,
                 bool(s["client"]["saturated"]), s["client"].get("read_lag_p99_ms"),
-                pairs=pairs)  # fmt: skip
+                pairs=chatconform_pairs(samples))  # fmt: skip
 
 
 # -- GuideLLM ----------------------------------------------------------------------------------
@@ -361,9 +385,12 @@ def sub(a: float | None, b: float | None) -> float | None:
 
 
 def ratio(theirs: float | None, ours: float | None) -> str:
-    """|GuideLLM error| / |chatconform error| (> 1: chatconform is closer to the truth)."""
+    """|GuideLLM error| / |chatconform error| (> 1: chatconform is closer to the truth); "tie"
+    when both are under the 0.01 ms the table resolves."""
     if theirs is None or ours is None:
         return "-"
+    if abs(theirs) < 0.01 and abs(ours) < 0.01:
+        return "tie"
     return f"{abs(theirs) / max(abs(ours), 0.01):.1f}x"
 
 
@@ -387,6 +414,18 @@ def summarize(cells: list[Cell]) -> Cell:
         median([c.own_p99 for c in ok]),
         median([c.server_delay_p99 for c in ok]),
         int(statistics.median([c.joined for c in ok])),
+    )
+
+
+def run_line(tool: str, c: Cell) -> str:
+    """One tool's figures of one run, printed as it ends (the spread behind the medians)."""
+    skew = c.clock_skew_ms
+    return (
+        f"{tool} TTFT p50/p99 {fmt(c.ttft_p50)}/{fmt(c.ttft_p99)} (own p50/p99 "
+        f"{fmt(c.own_p50, True)}/{fmt(c.own_p99, True)} over {c.joined}, server delay p99 "
+        f"{fmt(c.server_delay_p99, True)}"
+        + (f", server clock skew {skew:+.3f} ms taken out" if abs(skew) >= 0.05 else "")
+        + ")"
     )
 
 
@@ -449,13 +488,14 @@ def print_table(rows: dict[int, dict[str, Cell]], args: argparse.Namespace, runs
             )
     print(
         "\nnotes: err ratio = |GuideLLM err| / |chatconform err| vs the injected truth (> 1: "
-        "chatconform closer; errors under 0.01 ms count as 0.01).\n"
+        "chatconform closer; errors under 0.01 ms count as 0.01; tie: both under it).\n"
         "  reqs = completed requests of a run; conc = the concurrency reached (Little's law: "
         "completed req/s × mean E2E),\n  against the streams asked for; tok/s = reqs × "
         "deltas per reply / measured seconds (run − warm-up).\n"
         "  chatconform: TTFT = first content delta read − request sent; ITL p50 = every gap "
-        "between content deltas, pooled (per gap);\n  mean/req = its TPOT, (E2E − TTFT) / "
-        "(deltas − 1) per request.\n"
+        "between content deltas, pooled (per gap);\n  mean/req = p50 over requests of (last "
+        "content − first content) / (deltas − 1), GuideLLM's ITL definition (from requests.jsonl)."
+        "\n"
         "  GuideLLM: TTFT starts when the request headers begin to be written (httpx trace); "
         "ITL* is a per-request mean,\n  (last token − first token) / (tokens − 1): it has no "
         "per-gap figure, so its ITL p50 is over request means (both ITL columns).\n"
@@ -540,14 +580,8 @@ def main() -> None:
                         cells["guidellm"].append(g)
                     else:
                         cells["guidellm"].append(Cell(error=gl_reason))
-                    got = "; ".join(
-                        f"{tool} TTFT p50/p99 {fmt(cs[-1].ttft_p50)}/{fmt(cs[-1].ttft_p99)}"
-                        f" (own p50/p99 {fmt(cs[-1].own_p50, True)}/{fmt(cs[-1].own_p99, True)}"
-                        f" over {cs[-1].joined}, server delay p99 "
-                        f"{fmt(cs[-1].server_delay_p99, True)})"
-                        for tool, cs in cells.items()
-                        if cs[-1].error is None
-                    )  # each run's own figures, so the spread behind the medians shows
+                    got = "; ".join(run_line(tool, cs[-1]) for tool, cs in cells.items()
+                                    if cs[-1].error is None)  # fmt: skip
                     print(f"  streams {streams} run {run + 1}/{args.runs} done: {got or '-'} "
                           f"(loadavg {loadavg()}, {time.strftime('%H:%M:%S')})", flush=True)  # fmt: skip
                 rows[streams] = {tool: summarize(cs) for tool, cs in cells.items()}

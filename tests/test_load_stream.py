@@ -467,3 +467,10 @@ def test_a_load_user_is_not_held_by_headers_dripped_on_a_reused_connection() -> 
     assert out["second"] is None
     assert "outlived its 2 s deadline" in out["error"]
     assert out["elapsed"] < 4.0
+
+
+def test_a_response_id_echoing_the_key_is_redacted_in_the_sample() -> None:
+    tl = Timeline("completions", time.perf_counter_ns())
+    tl.response_id = f"chatcmpl-{KEY}"
+    sample = tl.to_sample(lambda text: text.replace(KEY, "[redacted]"))
+    assert sample["response_id"] == "chatcmpl-[redacted]"

@@ -172,3 +172,10 @@ def test_per_request_first_sends_on_the_wall_clock_bounded_and_reset(monkeypatch
     assert abs(got[0]["first_sent_unix"] - got[0]["received_unix"] - 0.2) < 1e-3
     log.reset()
     assert log.per_request() == []
+
+
+def test_the_snapshot_says_how_the_server_reads_the_wall_clock() -> None:
+    import time
+
+    got = SendLog().snapshot()["unix_minus_monotonic"]
+    assert abs(got - (time.time() - time.monotonic())) < 0.01

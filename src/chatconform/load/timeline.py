@@ -182,7 +182,12 @@ class Timeline:
             "terminal_ms": ms(self.t_terminal),
             "close_ms": ms(self.t_close),
             "id": self.request_id,
-            "response_id": self.response_id,
+            # the server's text: redacted like an error, should a server echo the key in it
+            "response_id": (
+                redact(self.response_id)
+                if self.response_id is not None and redact is not None
+                else self.response_id
+            ),
             "recv_lag_ms": self.recv_lag_ms,
             "output_tokens": self.output_tokens,
             "token_source": self.token_source,

@@ -95,4 +95,7 @@ class SendLog:
             "itl_ms": _stats(self.gaps, self.counts["gaps"]),
             "late_ms": _stats(self.late, self.counts["late"]),
             "direct_writes": self.direct,
+            # this process's wall clock − its monotonic clock, now: a client joining on the wall
+            # clock can check that it reads the same (a VM's clock step may leave them apart)
+            "unix_minus_monotonic": round(time.time() - time.monotonic(), 6),
         }
