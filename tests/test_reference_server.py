@@ -781,6 +781,7 @@ def test_calibration_mode_reports_its_own_send_times(tmp_path: Path, client: htt
         lines = read_stdout_lines(server.proc, 3)
         root = server.base.removesuffix("/api/v1")
         assert lines[2].startswith("calibration: ")
+        assert ", cyclic GC past 500000 objects, " in lines[2]
         assert lines[2].endswith(f"send times at {root}/_calibration/send-times")
         body = {"model": server.creds["agentId"], "stream": True,
                 "messages": [{"role": "user", "content": "hi"}]}  # fmt: skip
