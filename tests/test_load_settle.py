@@ -92,3 +92,22 @@ def test_a_failing_work_is_logged_and_the_next_runs(caplog: pytest.LogCaptureFix
     assert order == ["next"]
     assert settler.pending == 0
     assert "post-stream work failed" in caplog.text
+
+
+def test_a_flush_while_the_drainer_waits_for_idle_leaves_the_count_right() -> None:
+    """The run's end flushes while the drainer sits in gevent.idle(): it must not then take
+    from an empty queue (an IndexError, and a pending count gone wrong)."""
+    order: list[str] = []
+    settler = Settler(bound=8)
+    reader = busy_reader(order, 50)  # keeps the loop from going idle
+    settler.submit(lambda: order.append("work"))
+    gevent.sleep(0)  # the drainer starts and waits for idle
+    settler.flush()
+    assert order.count("work") == 1
+    assert settler.pending == 0
+    gevent.joinall([reader], timeout=5)
+    gevent.sleep(0.05)  # the drainer wakes from idle to an empty queue
+    assert order.count("work") == 1
+    assert settler.pending == 0
+    assert settler._runner is not None
+    assert not settler._runner.dead, "the drainer died (took from an empty queue)"

@@ -66,11 +66,13 @@ class Settler:
         """Run what is queued, here and now (the run's end: nothing may be left behind)."""
         self.urgent = True
         while self._queue:
-            work = self._queue.popleft()
-            try:
-                self._run_one(work)
-            finally:
-                self.pending -= 1
+            self._run_next()
+
+    def _run_next(self) -> None:
+        try:
+            self._run_one(self._queue.popleft())
+        finally:
+            self.pending -= 1
 
     def _run_one(self, work: Callable[[], None]) -> None:
         try:
@@ -87,8 +89,5 @@ class Settler:
                 continue
             if not self.urgent:
                 gevent.idle()  # until no read or timer is pending
-            work = queue.popleft()
-            try:
-                self._run_one(work)
-            finally:
-                self.pending -= 1
+            if queue:  # a flush() may have emptied it meanwhile
+                self._run_next()
