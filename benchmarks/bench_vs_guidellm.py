@@ -35,13 +35,16 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from chatconform.embedded import EmbeddedServer
+from chatconform.reference.sendlog import nearest_rank, unix_minus_monotonic
 
 HERE = Path(__file__).resolve().parent
 VENV = HERE / ".venv-guidellm"
@@ -149,13 +152,6 @@ def send_times(root: str, reset: bool, requests: bool = False) -> dict[str, Any]
         return {}
 
 
-def nearest_rank(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered), max(1, -(-len(ordered) * q // 100))) - 1]
-
-
 def join_own(cell: Cell, snap: dict[str, Any], ttft_ms: float) -> None:
     """Per request: the tool's error against the server's own hand-over of the first delta, and
     the server's delay, for the requests both logged (the same response id)."""
@@ -165,7 +161,7 @@ def join_own(cell: Cell, snap: dict[str, Any], ttft_ms: float) -> None:
     # for minutes), take it out, so that both sides are on one clock
     skew = 0.0
     if isinstance(snap.get("unix_minus_monotonic"), (int, float)):
-        skew = float(snap["unix_minus_monotonic"]) - (time.time() - time.monotonic())
+        skew = float(snap["unix_minus_monotonic"]) - unix_minus_monotonic()
     cell.clock_skew_ms = round(skew * 1000, 3)
     own, delay = [], []
     for rid, sent, first in cell.pairs:
@@ -175,9 +171,10 @@ def join_own(cell: Cell, snap: dict[str, Any], ttft_ms: float) -> None:
         handed_over = r["first_sent_unix"] - skew
         own.append((first - handed_over) * 1000)
         delay.append((handed_over - sent) * 1000 - ttft_ms)
+    own.sort()
     cell.joined = len(own)
     cell.own_p50, cell.own_p99 = nearest_rank(own, 50), nearest_rank(own, 99)
-    cell.server_delay_p99 = nearest_rank(delay, 99)
+    cell.server_delay_p99 = nearest_rank(sorted(delay), 99)
 
 
 # -- chatconform -------------------------------------------------------------------------------
@@ -417,6 +414,17 @@ def summarize(cells: list[Cell]) -> Cell:
     )
 
 
+def measured_against_server(root: str, args: argparse.Namespace, run: Callable[[], Cell]) -> Cell:
+    """One tool's run, with the server's send log restarted at the warm-up's end, then its
+    figures for the same part of the run and the per-request join (the log starts anew)."""
+    with WarmUpReset(root, args.warm_up, args.ttft_ms / 1000):
+        cell = run()
+    snap = send_times(root, reset=True, requests=True)
+    cell.server = server_cell(snap)
+    join_own(cell, snap, args.ttft_ms)
+    return cell
+
+
 def run_line(tool: str, c: Cell) -> str:
     """One tool's figures of one run, printed as it ends (the spread behind the medians)."""
     skew = c.clock_skew_ms
@@ -564,20 +572,12 @@ def main() -> None:
                 cells: dict[str, list[Cell]] = {"chatconform": [], "guidellm": []}
                 for run in range(args.runs):
                     w = args.warm_up
-                    with WarmUpReset(root, w, args.ttft_ms / 1000):
-                        c = run_chatconform(base, key, agent, streams, args.seconds,
-                                            not args.no_checks, w)  # fmt: skip
-                    snap = send_times(root, reset=True, requests=True)
-                    c.server = server_cell(snap)
-                    join_own(c, snap, args.ttft_ms)
-                    cells["chatconform"].append(c)
+                    cells["chatconform"].append(measured_against_server(root, args, partial(
+                        run_chatconform, base, key, agent, streams, args.seconds,
+                        not args.no_checks, w)))  # fmt: skip
                     if gl is not None:
-                        with WarmUpReset(root, w, args.ttft_ms / 1000):
-                            g = gl.run(base, key, agent, streams, args.seconds, args.tokens, w)
-                        snap = send_times(root, reset=True, requests=True)
-                        g.server = server_cell(snap)
-                        join_own(g, snap, args.ttft_ms)
-                        cells["guidellm"].append(g)
+                        cells["guidellm"].append(measured_against_server(root, args, partial(
+                            gl.run, base, key, agent, streams, args.seconds, args.tokens, w)))  # fmt: skip
                     else:
                         cells["guidellm"].append(Cell(error=gl_reason))
                     got = "; ".join(run_line(tool, cs[-1]) for tool, cs in cells.items()

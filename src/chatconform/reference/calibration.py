@@ -96,9 +96,7 @@ class CalibrationStream(StreamingResponse):
                 await sleep_until_precise(due)
                 if log is not None:  # the instant this delta is handed to the ASGI server
                     now = monotonic()
-                    log.delta(t0, due, now, previous)
-                    if previous is None:
-                        log.first_sent(self.response_id, t0, now)
+                    log.delta(t0, due, now, previous, response_id=self.response_id)
                     previous = now
                 await raw({"type": "http.response.body", "body": frame, "more_body": True})
         await raw({"type": "http.response.body", "body": self.tail, "more_body": False})
@@ -109,52 +107,34 @@ class _Emission:
     due time (no task wake-up, no awaits per delta); ``done`` resolves after the last, or at
     once when the client has gone."""
 
-    __slots__ = (
-        "deltas",
-        "done",
-        "due",
-        "i",
-        "itl_ms",
-        "log",
-        "previous",
-        "response_id",
-        "t0",
-        "ttft_ms",
-        "waker",
-        "write",
-    )  # fmt: skip
+    __slots__ = ("done", "due", "i", "previous", "stream", "waker", "write")
 
     def __init__(self, stream: CalibrationStream, write: Callable[[bytes], bool], w: Waker,
                  done: asyncio.Future[None]) -> None:  # fmt: skip
-        self.deltas, self.t0, self.log = stream.deltas, stream.t0, stream.log
-        self.ttft_ms, self.itl_ms = stream.ttft_ms, stream.itl_ms
-        self.write, self.waker, self.done = write, w, done
+        self.stream, self.write, self.waker, self.done = stream, write, w, done
         self.i, self.previous = 0, None
-        self.response_id = stream.response_id
-        self.due = delta_deadline(self.t0, self.ttft_ms, self.itl_ms, 0)
+        self.due = delta_deadline(stream.t0, stream.ttft_ms, stream.itl_ms, 0)
 
     def __call__(self) -> None:
-        done = self.done
+        done, s = self.done, self.stream
         if done.done():  # the response's task was cancelled
             return
         try:
             i = self.i
-            if i >= len(self.deltas):
+            if i >= len(s.deltas):
                 done.set_result(None)
                 return
             now = monotonic()
-            if self.log is not None:  # the instant this delta is handed to the transport
-                self.log.delta(self.t0, self.due, now, self.previous, direct=True)
-                if i == 0:
-                    self.log.first_sent(self.response_id, self.t0, now)
-            if not self.write(self.deltas[i]):  # the client has gone: nothing more to send
+            if s.log is not None:  # the instant this delta is handed to the transport
+                s.log.delta(s.t0, self.due, now, self.previous, True, s.response_id)
+            if not self.write(s.deltas[i]):  # the client has gone: nothing more to send
                 done.set_result(None)
                 return
             self.previous, self.i = now, i + 1
-            if self.i == len(self.deltas):
+            if self.i == len(s.deltas):
                 done.set_result(None)
                 return
-            self.due = delta_deadline(self.t0, self.ttft_ms, self.itl_ms, self.i)
+            self.due = delta_deadline(s.t0, s.ttft_ms, s.itl_ms, self.i)
             self.waker.call_at(self.due, self)
         except Exception as exc:  # surfaced in the response's task, as the awaiting path would
             done.set_exception(exc)

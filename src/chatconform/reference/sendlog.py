@@ -22,7 +22,12 @@ CAP = 1_000_000
 REQUEST_CAP = 200_000  # per-request records kept (the first ones), for joining with a client's
 
 
-def _percentile(ordered: list[float], q: float) -> float | None:
+def unix_minus_monotonic() -> float:
+    """This process's wall clock − its monotonic clock, now (seconds)."""
+    return time.time() - time.monotonic()
+
+
+def nearest_rank(ordered: list[float], q: float) -> float | None:
     """Nearest-rank percentile ``q`` (0-100) of an ascending list; None when empty."""
     if not ordered:
         return None
@@ -34,7 +39,7 @@ def _stats(values: list[float], count: int) -> dict[str, Any]:
     ordered = sorted(values)
     out: dict[str, Any] = {"count": count, "kept": len(ordered)}
     for q in (50, 90, 99):
-        p = _percentile(ordered, q)
+        p = nearest_rank(ordered, q)
         out[f"p{q}"] = None if p is None else round(p, 3)
     out["max"] = round(ordered[-1], 3) if ordered else None
     return out
@@ -63,14 +68,22 @@ class SendLog:
             series.append(value_ms)
 
     def delta(
-        self, t0: float, due: float, now: float, previous: float | None, direct: bool = False
+        self,
+        t0: float,
+        due: float,
+        now: float,
+        previous: float | None,
+        direct: bool = False,
+        response_id: str | None = None,
     ) -> None:
         """One content delta handed over at ``now`` (loop seconds): due at ``due``, after the
-        previous delta of its stream at ``previous`` (None for the first), request at ``t0``;
-        ``direct``: written to the transport from the timer's callback, not through ASGI."""
+        previous delta of its stream at ``previous`` (None for the first: also kept per request,
+        under ``response_id``), request at ``t0``; ``direct``: written to the transport from the
+        timer's callback, not through ASGI."""
         self.direct += direct
         if previous is None:
             self._add("ttft", self.ttft, (now - t0) * 1000.0)
+            self.first_sent(response_id, t0, now)
         else:
             self._add("gaps", self.gaps, (now - previous) * 1000.0)
         self._add("late", self.late, (now - due) * 1000.0)
@@ -80,7 +93,7 @@ class SendLog:
         ``time.monotonic()``): kept per response id, on the wall clock."""
         if response_id is None or len(self.requests) >= REQUEST_CAP:
             return
-        offset = time.time() - time.monotonic()
+        offset = unix_minus_monotonic()
         self.requests.append((response_id, t0 + offset, now + offset))
 
     def per_request(self) -> list[dict[str, Any]]:
@@ -97,5 +110,5 @@ class SendLog:
             "direct_writes": self.direct,
             # this process's wall clock − its monotonic clock, now: a client joining on the wall
             # clock can check that it reads the same (a VM's clock step may leave them apart)
-            "unix_minus_monotonic": round(time.time() - time.monotonic(), 6),
+            "unix_minus_monotonic": round(unix_minus_monotonic(), 6),
         }
