@@ -10,6 +10,15 @@ stop: the user's Ctrl-C ends the run within one exchange, wherever it landed.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import sys
+
+    UnraisableHook = Callable[[sys.UnraisableHookArgs], object]
+else:
+    UnraisableHook = Callable[[Any], object]  # sys.UnraisableHookArgs is not a runtime name
 
 _at: list[float] = []  # monotonic time of each SIGINT received during the suites
 
@@ -26,3 +35,23 @@ def check() -> None:
     """Raise KeyboardInterrupt once the user has interrupted the run."""
     if _at:
         raise KeyboardInterrupt("interrupted (Ctrl-C)")
+
+
+def quiet_unraisable(previous: UnraisableHook) -> UnraisableHook:
+    """`previous` (an unraisable-exception hook), minus the user's own Ctrl-C.
+
+    A SIGINT that lands while Python runs a finalizer or a weakref callback (the garbage collector's
+    or a WeakSet's) raises its KeyboardInterrupt there, where Python cannot propagate it: it becomes
+    an "unraisable" exception, which pytest prints as a warning with a traceback. The interrupt is
+    not lost (it was recorded above, and the next request raises it again), so that one traceback
+    is noise; any other unraisable exception, or a KeyboardInterrupt nobody recorded, still goes to
+    `previous`.
+    """
+
+    def hook(unraisable: sys.UnraisableHookArgs) -> object:
+        if requested() and isinstance(unraisable.exc_value, KeyboardInterrupt):
+            return None
+        return previous(unraisable)
+
+    hook.quiet_unraisable = True  # type: ignore[attr-defined]
+    return hook

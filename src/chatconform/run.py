@@ -211,7 +211,7 @@ def run_suites(
     if not files:
         raise UsageError(f"no suite file for {', '.join(families)} in {suites}")
     args = [*files, "-c", str(suites / "run.ini"), "--rootdir", str(suites)]
-    args += ["-p", "chatconform.plugin"]
+    args += ["-p", "chatconform.plugin", "-p", "chatconform.quietinterrupt"]
     args += ["-p", "no:cacheprovider", "--junitxml", str(report_dir / "junit.xml")]
     # no assertion rewriting: the suites report through findings, not bare asserts, and pytest would
     # otherwise rewrite (and, under PYTHONDONTWRITEBYTECODE, recompile on every run) each module of
@@ -246,13 +246,16 @@ def run_suites(
         interrupt.record()  # pytest reports it as its exit 2, as a collection error; raised again
         signal.default_int_handler(signum, frame)  # by each later request (chatconform.interrupt)
 
+    previous_unraisable = sys.unraisablehook  # before and after pytest's own (quietinterrupt)
     if previous is signal.default_int_handler:  # not when a caller installed a handler of its own
         signal.signal(signal.SIGINT, interrupted)
+        sys.unraisablehook = interrupt.quiet_unraisable(previous_unraisable)
     try:
         return int(pytest.main(args))
     finally:
         if previous is signal.default_int_handler:
             signal.signal(signal.SIGINT, previous)
+            sys.unraisablehook = previous_unraisable
 
 
 def print_summary(summary: dict[str, Any], report_dir: Path, seconds: float) -> None:
