@@ -148,7 +148,17 @@ def test_ctrl_c_before_any_test_finished_exits_130(tmp_path: Path) -> None:
             assert proc.poll() is None
         time.sleep(3.0)  # the fuzz suite's first test is running: nothing has finished yet
 
+    # an earlier run's outputs in the same directory: never shown as this run's
+    stale = {"verdict": "PASS", "interrupted": False, "stale": True}
+    (tmp_path / "summary.json").write_text(json.dumps(stale))
+    (tmp_path / "summary.md").write_text("stale")
+    (tmp_path / "load-summary.json").write_text("{}")  # a load run's: not the run's to remove
     code, out, err = _interrupted_run(["--suite", "fuzz", "--sdk", "none"], tmp_path, fuzz_started)
+    assert (tmp_path / "load-summary.json").read_text() == "{}"
+    assert (
+        not (tmp_path / "summary.md").exists()
+        or "stale" not in (tmp_path / "summary.md").read_text()
+    )
     if code != 130:  # the whole of both, unabridged (an assert's message is cut short)
         pytest.fail(f"exit {code}, not 130\n--- stdout\n{out[-6000:]}\n--- stderr\n{err[-8000:]}")
     assert "did not run to the end" not in err
@@ -156,6 +166,7 @@ def test_ctrl_c_before_any_test_finished_exits_130(tmp_path: Path) -> None:
     # not (no summary): either is said as such
     summary = tmp_path / "summary.json"
     if summary.exists():
+        assert "stale" not in json.loads(summary.read_text())
         assert json.loads(summary.read_text())["interrupted"] is True
         assert "interrupted; the summary holds what finished" in err
     else:
@@ -194,6 +205,38 @@ def test_a_swallowed_ctrl_c_is_raised_again_by_the_next_request(
     with pytest.raises(KeyboardInterrupt):
         client.get_session("ses_x")
     assert client.log == []  # raised before anything was sent or recorded
+
+
+SWALLOWS_THE_LAST_CTRL_C = """
+import pytest
+
+from chatconform import interrupt
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session):
+    interrupt.record()  # a Ctrl-C some library caught, after the last request that would re-raise it
+"""
+
+
+def test_a_ctrl_c_no_request_raised_again_still_ends_the_run_with_130(
+    tmp_path: Path, shared_reference: EmbeddedServer
+) -> None:
+    """A Ctrl-C swallowed after the suites' last request (seen: one landing in the fuzz fixture's
+    imports) ran to the end, PASS, exit 0: the recorded interrupt marks the summary and exits 130."""
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "swallowed_ctrl_c.py").write_text(SWALLOWS_THE_LAST_CTRL_C)
+    creds = json.loads(shared_reference.credentials.read_text())
+    env = {"FLOWYTE_BASE_URL": creds["baseUrl"], "FLOWYTE_API_KEY": creds["apiKey"]}
+    env["FLOWYTE_AGENT_ID"] = creds["agentId"]
+    env["PYTEST_PLUGINS"] = "swallowed_ctrl_c"
+    env["PYTHONPATH"] = os.pathsep.join([str(plugins), os.environ.get("PYTHONPATH", "")])
+    run = chatconform("run", "--suite", "sessions", report_dir=tmp_path / "out", env=env)
+    assert run.code == 130, (run.stdout[-2000:], run.stderr[-2000:])
+    assert run.summary["interrupted"] is True
+    assert "interrupted; the summary holds what finished" in run.stderr
+    assert "Traceback" not in run.stderr
 
 
 def _ended(pid: int) -> bool:

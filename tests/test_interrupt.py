@@ -8,6 +8,7 @@ loads, over a test whose finalizer raises.
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -81,3 +82,51 @@ def test_quiet_unraisable_passes_everything_else_on(monkeypatch: pytest.MonkeyPa
     hook(unraisable(KeyboardInterrupt()))  # the user's: dropped
     hook(unraisable(ValueError("x")))
     assert [type(e) for e in seen] == [KeyboardInterrupt, ValueError]
+
+
+CAUGHT_IN_EXEC = """
+import sys
+
+from chatconform.interrupt import exit_module_main
+
+try:
+    exec("raise KeyboardInterrupt")  # as dataclasses and namedtuple build their methods
+except KeyboardInterrupt:
+    print("interrupted", file=sys.stderr)
+{exit}(130)
+"""
+
+
+@pytest.mark.parametrize(
+    ("exit", "code"),
+    [("exit_module_main", 130), pytest.param("sys.exit", -signal.SIGINT, id="cpython-alone")],
+)
+def test_python_dash_m_exits_130_after_a_ctrl_c_caught_from_exec(
+    tmp_path: Path, exit: str, code: int
+) -> None:
+    """`python -m chatconform.cli run`, Ctrl-C during the fuzz fixture's imports: 3 runs in 7 ended
+    killed by SIGINT (-2 to subprocess), not 130. The second case is CPython alone, the cause."""
+    if exit == "sys.exit" and sys.version_info >= (3, 14):
+        pytest.skip("CPython's behaviour checked on 3.11 to 3.13 only")
+    (tmp_path / "caught_in_exec.py").write_text(CAUGHT_IN_EXEC.format(exit=exit))
+    cmd = [sys.executable, "-m", "caught_in_exec"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert done.returncode == code, done.stderr
+    assert done.stderr == "interrupted\n"
+
+
+def test_the_cli_under_python_dash_m_exits_130_after_such_a_ctrl_c(tmp_path: Path) -> None:
+    """The same through `chatconform.cli`'s own `__main__` (the run itself replaced by one that
+    is interrupted inside an exec)."""
+    (tmp_path / "cli_interrupted.py").write_text(
+        "import runpy\n"
+        "import chatconform.run\n"
+        "def interrupted(args):\n"
+        "    exec('raise KeyboardInterrupt')\n"
+        "chatconform.run.run_command = interrupted\n"
+        "runpy.run_module('chatconform.cli', run_name='__main__', alter_sys=True)\n"
+    )
+    cmd = [sys.executable, "-W", "ignore::RuntimeWarning", "-m", "cli_interrupted", "run"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert done.returncode == 130, done.stderr
+    assert done.stderr == "chatconform: interrupted\n"

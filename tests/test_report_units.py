@@ -333,3 +333,17 @@ def test_summary_links_each_rule_to_its_allure_entry(tmp_path: Path) -> None:
     want = hashlib.md5(b"u-err").hexdigest()
     assert f'href="allure-report/index.html#{want}"' in html
     assert html.count('class="allure"') == 1  # AUTH-1 has no Allure result: no link
+
+
+def test_a_run_clears_only_what_an_earlier_run_wrote(tmp_path: Path) -> None:
+    from chatconform.report.util import clear_run_outputs
+
+    ours = ["summary.json", "summary.html", "summary.md", "junit.xml", "fuzz.json"]
+    ours += ["schemathesis-junit.xml", "schemathesis-junit-gw1.xml"]
+    kept = ["load-summary.json", "requests.jsonl", "verification.json", "notes.txt"]
+    for name in ours + kept:
+        (tmp_path / name).write_text("x")
+    (tmp_path / "allure-results").mkdir()
+    assert sorted(clear_run_outputs(tmp_path)) == sorted(ours)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*kept, "allure-results"])
+    assert clear_run_outputs(tmp_path / "missing") == []  # a new directory: nothing to do

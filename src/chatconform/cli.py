@@ -9,6 +9,7 @@ import sys
 from chatconform.agentcalls import DEFAULT_MAX_AGENT_CALLS
 from chatconform.errors import EXIT_USAGE, UsageError
 from chatconform.fuzz.seed import DEFAULT_SEED, seed_argument
+from chatconform.interrupt import exit_module_main
 from chatconform.rules import FAMILIES
 from chatconform.target import (
     add_target_arguments,
@@ -198,4 +199,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_module_main(main())

@@ -29,6 +29,7 @@ from typing import Any
 
 import pytest
 
+from chatconform import interrupt
 from chatconform.agentcalls import (
     DEFAULT_MAX_AGENT_CALLS,
     FIRST,
@@ -889,6 +890,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     if getattr(session.config, "workerinput", None) is not None:
         return  # the controller judges, from the records the workers sent
+    if interrupt.requested():  # a Ctrl-C some library swallowed is still the user's Ctrl-C
+        state.interrupted = True
     state.verdicts = grade_rules(
         state.findings,
         state.evidence,

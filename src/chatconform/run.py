@@ -147,6 +147,9 @@ def run_command(args: argparse.Namespace) -> int:
             extra += ["-n", str(args.concurrency), "--dist", "loadgroup", "--no-loadscope-reorder"]
         else:
             extra += ["-p", "no:xdist"]
+        from chatconform.report.util import clear_run_outputs
+
+        clear_run_outputs(report_dir)  # a run that writes no summary must not show an old one
         code = run_suites(target, families, args.strict, report_dir, args.verbose, extra)
     except (TargetError, EmbeddedError, TargetUnusable) as exc:
         raise UsageError(str(exc)) from None
@@ -170,7 +173,7 @@ def run_command(args: argparse.Namespace) -> int:
         append_to_junit(report_dir / "junit.xml", summary["expectations"])
     write_run_reports(report_dir)
     print_summary(summary, Path(shown(report_dir)), time.monotonic() - started)
-    if summary.get("interrupted"):
+    if summary.get("interrupted") or interrupt.requested():  # never exit 0 after a Ctrl-C
         print("chatconform: interrupted; the summary holds what finished", file=sys.stderr)
         return 130
     if code == 4:
@@ -243,6 +246,7 @@ def run_suites(
     previous = signal.getsignal(signal.SIGINT)
 
     def interrupted(signum: int, frame: Any) -> None:
+
         interrupt.record()  # pytest reports it as its exit 2, as a collection error; raised again
         signal.default_int_handler(signum, frame)  # by each later request (chatconform.interrupt)
 

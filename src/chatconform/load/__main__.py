@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import sys
-
+from chatconform.interrupt import exit_module_main
 from chatconform.load.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_module_main(main())

@@ -18,6 +18,25 @@ COUNT_ORDER: tuple[str, ...] = ("FAIL", "ERROR", "WARN", "SKIP", "PASS")
 OPTIONAL_COUNTS: tuple[str, ...] = ("FLAKY", "XFAIL", "XPASS")
 SUMMARY_FILE = "summary.json"
 LOAD_SUMMARY_FILE = "load-summary.json"
+# what `chatconform run` writes into its report directory (load files and anything else are kept)
+RUN_OUTPUTS: tuple[str, ...] = (
+    SUMMARY_FILE, "summary.html", "summary.md", "junit.xml", "fuzz.json", "schemathesis-junit*.xml",
+)  # fmt: skip
+
+
+def clear_run_outputs(report_dir: Path) -> list[str]:
+    """Delete what an earlier `chatconform run` wrote into `report_dir`; returns the names.
+
+    A run that stops before it writes its own summary (a Ctrl-C before any test finished, a crash)
+    must not leave the previous run's summary.json to be read, printed and uploaded as its own.
+    """
+    removed = []
+    for pattern in RUN_OUTPUTS:
+        for path in sorted(report_dir.glob(pattern)):
+            if path.is_file():
+                path.unlink()
+                removed.append(path.name)
+    return removed
 
 
 class ReportError(Exception):
