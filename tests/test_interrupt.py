@@ -130,3 +130,54 @@ def test_the_cli_under_python_dash_m_exits_130_after_such_a_ctrl_c(tmp_path: Pat
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert done.returncode == 130, done.stderr
     assert done.stderr == "chatconform: interrupted\n"
+
+
+UNNUMBERED = """
+def raiser():
+    raise KeyboardInterrupt
+
+
+raiser.__code__ = raiser.__code__.replace(co_linetable=b"")  # as a signal landing at line "-1"
+
+
+def test_interrupted():
+    raiser()
+"""
+
+
+def _entries(tb: Any) -> list[Any]:
+    out = []
+    while tb is not None:
+        out.append(tb)
+        tb = tb.tb_next
+    return out
+
+
+def test_a_traceback_is_cut_before_its_first_entry_with_no_line_number() -> None:
+    from chatconform.quietinterrupt import cut_before_unnumbered
+
+    namespace: dict[str, Any] = {}
+    exec(UNNUMBERED, namespace)  # the test module above, in-process
+    try:
+        namespace["test_interrupted"]()
+    except KeyboardInterrupt as exc:
+        tb = exc.__traceback__
+    linenos = [e.tb_lineno for e in _entries(tb)]
+    assert linenos[-1] is None  # what pytest's reporter cannot format
+    cut_before_unnumbered(tb)
+    assert [e.tb_lineno for e in _entries(tb)] == linenos[:-1]
+    cut_before_unnumbered(None)  # nothing to cut
+
+
+def test_pytest_reports_a_ctrl_c_that_landed_on_no_line_as_an_interrupt(tmp_path: Path) -> None:
+    """Seen in `chatconform run`: a Ctrl-C in `ast`'s visitor (Hypothesis describing a lambda) made
+    pytest.main raise `TypeError: unsupported operand type(s) for -: 'NoneType' and 'int'`."""
+    test = tmp_path / "test_unnumbered.py"
+    test.write_text(UNNUMBERED)
+    cmd = [sys.executable, "-m", "pytest", str(test), "-p", "chatconform.quietinterrupt"]
+    cmd += ["-p", "no:cacheprovider", "--rootdir", str(tmp_path), "-c", "/dev/null"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    out = done.stdout + done.stderr
+    assert done.returncode == 2, out  # pytest's "interrupted"
+    assert "TypeError" not in out, out
+    assert "test_unnumbered.py:10: KeyboardInterrupt" in out, out
