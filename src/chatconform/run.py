@@ -246,7 +246,6 @@ def run_suites(
     previous = signal.getsignal(signal.SIGINT)
 
     def interrupted(signum: int, frame: Any) -> None:
-
         interrupt.record()  # pytest reports it as its exit 2, as a collection error; raised again
         signal.default_int_handler(signum, frame)  # by each later request (chatconform.interrupt)
 
