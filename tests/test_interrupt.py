@@ -42,13 +42,19 @@ def test_finalizer():
 
 
 def _run(tmp_path: Path, *, recorded: bool, exc: str) -> str:
-    test = tmp_path / "test_finalizer.py"
-    test.write_text(FINALIZER_RAISES.format(recorded=recorded, exc=exc))
-    cmd = [sys.executable, "-m", "pytest", str(test), "-p", "chatconform.quietinterrupt"]
-    cmd += ["-p", "no:cacheprovider", "--rootdir", str(tmp_path), "-c", "/dev/null"]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    done = _pytest_with_the_plugin(tmp_path, FINALIZER_RAISES.format(recorded=recorded, exc=exc))
     assert "1 passed" in done.stdout, done.stdout + done.stderr
     return done.stdout + done.stderr
+
+
+def _pytest_with_the_plugin(tmp_path: Path, module: str) -> subprocess.CompletedProcess[str]:
+    """pytest in a child process over `module` (as test_module.py in `tmp_path`), with the
+    plugin `chatconform run` loads (chatconform.quietinterrupt)."""
+    test = tmp_path / "test_module.py"
+    test.write_text(module)
+    cmd = [sys.executable, "-m", "pytest", str(test), "-p", "chatconform.quietinterrupt"]
+    cmd += ["-p", "no:cacheprovider", "--rootdir", str(tmp_path), "-c", "/dev/null"]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=60, cwd=tmp_path)
 
 
 def test_a_recorded_ctrl_c_in_a_finalizer_prints_nothing(tmp_path: Path) -> None:
@@ -172,12 +178,8 @@ def test_a_traceback_is_cut_before_its_first_entry_with_no_line_number() -> None
 def test_pytest_reports_a_ctrl_c_that_landed_on_no_line_as_an_interrupt(tmp_path: Path) -> None:
     """Seen in `chatconform run`: a Ctrl-C in `ast`'s visitor (Hypothesis describing a lambda) made
     pytest.main raise `TypeError: unsupported operand type(s) for -: 'NoneType' and 'int'`."""
-    test = tmp_path / "test_unnumbered.py"
-    test.write_text(UNNUMBERED)
-    cmd = [sys.executable, "-m", "pytest", str(test), "-p", "chatconform.quietinterrupt"]
-    cmd += ["-p", "no:cacheprovider", "--rootdir", str(tmp_path), "-c", "/dev/null"]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    done = _pytest_with_the_plugin(tmp_path, UNNUMBERED)
     out = done.stdout + done.stderr
     assert done.returncode == 2, out  # pytest's "interrupted"
     assert "TypeError" not in out, out
-    assert "test_unnumbered.py:10: KeyboardInterrupt" in out, out
+    assert "test_module.py:10: KeyboardInterrupt" in out, out

@@ -151,20 +151,24 @@ def delta_frames(enc: FrameEncoder, base: dict[str, Any], deltas: list[str]) -> 
     from one encoded template (the frame around a marker content) and each delta's own JSON
     string: a request's frames cost one encoding, not one per delta. Any delta the template
     cannot carry as its encoder would (one that is not UTF-8 encodable) is encoded in full."""
+
+    def whole(content: str) -> bytes:  # the frame as the encoder writes it, in full
+        return enc.frame(None, _chunk(base, {"content": content}, None))
+
     try:  # a base the encoder must escape as ASCII would escape the deltas too
         json.dumps(base, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:
-        return [enc.frame(None, _chunk(base, {"content": d}, None)) for d in deltas]
-    template = enc.frame(None, _chunk(base, {"content": _MARK}, None))
+        return [whole(d) for d in deltas]
+    template = whole(_MARK)
     if template.count(_MARK_JSON) != 1:
-        return [enc.frame(None, _chunk(base, {"content": d}, None)) for d in deltas]
+        return [whole(d) for d in deltas]
     before, after = template.split(_MARK_JSON)
     out = []
     for d in deltas:
         try:
             out.append(before + json.dumps(d, ensure_ascii=False).encode("utf-8") + after)
         except UnicodeEncodeError:
-            out.append(enc.frame(None, _chunk(base, {"content": d}, None)))
+            out.append(whole(d))
     return out
 
 

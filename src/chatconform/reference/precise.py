@@ -112,18 +112,23 @@ class Waker:
     def call_at(self, due: float, callback: Callable[[], None]) -> None:
         """Call ``callback`` from the loop at ``due`` (at once, if that has passed), in the
         timerfd's own callback: no task or future per wake-up."""
-        heapq.heappush(self._heap, (due, next(self._seq), None, callback))
-        if self._armed is None or due < self._armed:
-            self._arm(due)
+        self._push(due, None, callback)
 
     async def sleep_until(self, due: float) -> None:
         if due <= monotonic():
             return
         fut: asyncio.Future[None] = self.loop.create_future()
-        heapq.heappush(self._heap, (due, next(self._seq), fut, None))
+        self._push(due, fut, None)
+        await fut
+
+    def _push(
+        self, due: float, fut: asyncio.Future[None] | None, callback: Callable[[], None] | None
+    ) -> None:
+        """Schedule a sleeper's wake-up or a callback at ``due``; arm the timer if it is the
+        earliest (while firing, ``_fire`` arms once for all it scheduled)."""
+        heapq.heappush(self._heap, (due, next(self._seq), fut, callback))
         if self._armed is None or due < self._armed:
             self._arm(due)
-        await fut
 
 
 _wakers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Waker | None] = (
